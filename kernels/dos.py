@@ -1,0 +1,401 @@
+"""Quasiparticle densities of states of superconductors, normalised to the normal state.
+
+Every model is given twice: as a point function ``N(E)`` and as its antiderivative
+``A(E)`` with ``dA/dE = N``.  The antiderivative gives *cell averages*
+``[A(E + h/2) − A(E − h/2)]/h`` on a grid, which conserve spectral weight exactly even
+when the broadening Γ is far below the grid spacing (Γ = 0 included).  The tunnelling
+kernels use those cell averages through :class:`SampleDOS`.
+
+Energies in meV.  All models tend to 1 for |E| ≫ Δ.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+from . import _validate as _v
+
+__all__ = [
+    "dynes", "dynes_antiderivative", "anisotropic_s", "anisotropic_s_antiderivative",
+    "dwave", "dwave_antiderivative", "multigap", "two_gap", "two_gap_antiderivative",
+    "gap_function", "SampleDOS", "bind", "MODELS",
+]
+
+_CHUNK = 1_000_000  # complex elements per vectorised block
+
+
+# ----------------------------------------------------------------------------- Dynes
+def _dynes_raw(E: np.ndarray, delta: np.ndarray | float, gamma: float) -> np.ndarray:
+    """Re[(1 − Δ²/z²)^(−1/2)], z = E + iΓ, principal root (retarded branch); broadcasts."""
+    z = E + 1j * gamma
+    with np.errstate(divide="ignore", invalid="ignore"):
+        n = np.real(1.0 / np.sqrt(1.0 - (delta * delta) / (z * z)))
+    # z = 0 exactly (E = Γ = 0): inside the gap, N = 0 unless Δ = 0.
+    if gamma == 0.0:
+        zero = np.broadcast_to(E == 0.0, n.shape)
+        if np.any(zero):
+            n = np.where(zero, np.where(np.broadcast_to(delta, n.shape) == 0.0, 1.0, 0.0), n)
+    return n
+
+
+def _dynes_anti_raw(E: np.ndarray, delta: np.ndarray | float, gamma: float) -> np.ndarray:
+    """Re[z (1 − Δ²/z²)^(1/2)]; continuous, equals 0 inside a clean gap."""
+    z = E + 1j * gamma
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = np.real(z * np.sqrt(1.0 - (delta * delta) / (z * z)))
+    if gamma == 0.0:
+        zero = np.broadcast_to(E == 0.0, a.shape)
+        if np.any(zero):
+            a = np.where(zero, 0.0, a)
+    return a
+
+
+def dynes(E: np.ndarray | float, *, delta: float, gamma: float) -> np.ndarray:
+    """Dynes density of states.
+
+    N(E) = Re[ z / √(z² − Δ²) ] = Re[(1 − Δ²/z²)^(−1/2)],  z = E + iΓ,
+
+    evaluated on the retarded branch (principal root of 1 − Δ²/z²), so that N ≥ 0 for
+    all E, including E < −Δ, and N = 0 inside the gap for Γ = 0.
+
+    Parameters
+    ----------
+    E : array_like
+        Energies, meV.
+    delta : float
+        Gap Δ ≥ 0, meV.
+    gamma : float
+        Dynes broadening Γ ≥ 0, meV.  With Γ = 0, N diverges at |E| = Δ (returned as inf).
+
+    Returns
+    -------
+    ndarray
+        N(E)/N₀, same shape as ``E``.
+    """
+    delta = _v.scalar("delta", delta, "meV", minimum=0.0)
+    gamma = _v.scalar("gamma", gamma, "meV", minimum=0.0)
+    E = np.asarray(E, dtype=float)
+    if delta == 0.0:
+        return np.ones_like(E)
+    return _dynes_raw(E, delta, gamma)
+
+
+def dynes_antiderivative(E: np.ndarray | float, *, delta: float, gamma: float) -> np.ndarray:
+    """Antiderivative of :func:`dynes`: A(E) = Re[z (1 − Δ²/z²)^(1/2)], dA/dE = N (meV)."""
+    delta = _v.scalar("delta", delta, "meV", minimum=0.0)
+    gamma = _v.scalar("gamma", gamma, "meV", minimum=0.0)
+    E = np.asarray(E, dtype=float)
+    if delta == 0.0:
+        return E.copy()
+    return _dynes_anti_raw(E, delta, gamma)
+
+
+# ------------------------------------------------------- Fermi-surface averages
+def _fs_average(raw: Callable, E: np.ndarray, gaps: np.ndarray, gamma: float) -> np.ndarray:
+    """Mean over the gap samples ``gaps`` of raw(E, gap, gamma), in memory-bounded blocks."""
+    E = np.asarray(E, dtype=float)
+    flat = E.ravel()
+    out = np.empty_like(flat)
+    step = max(1, _CHUNK // gaps.size)
+    g = gaps[None, :]
+    for i in range(0, flat.size, step):
+        out[i:i + step] = raw(flat[i:i + step, None], g, gamma).mean(axis=1)
+    return out.reshape(E.shape)
+
+
+def _n_nodes(spread: float, width: float) -> int:
+    """Midpoint nodes for a gap distribution of width ``spread``: ≈ 40·spread/width."""
+    if spread == 0.0:
+        return 1
+    if width <= 0.0:
+        return 40000
+    return int(np.clip(np.ceil(40.0 * spread / width), 64, 40000))
+
+
+def _aniso_gaps(delta: float, anisotropy: float, width: float) -> np.ndarray:
+    # Gauss–Chebyshev midpoint rule for ⟨·⟩_φ of a function of cos(nφ): u_k = (k − ½)π/M.
+    m = _n_nodes(abs(anisotropy) * delta, width)
+    u = (np.arange(m) + 0.5) * np.pi / m
+    return np.abs(delta * (1.0 + anisotropy * np.cos(u)))
+
+
+def _dwave_gaps(delta: float, width: float) -> np.ndarray:
+    # |Δ₀ cos 2φ| averaged over φ equals |Δ₀ cos u| averaged over u ∈ [0, π/2].
+    m = _n_nodes(delta, width)
+    u = (np.arange(m) + 0.5) * (0.5 * np.pi) / m
+    return delta * np.cos(u)
+
+
+def _check_aniso(delta: float, anisotropy: float, gamma: float, n: int) -> tuple[float, float, float]:
+    delta = _v.scalar("delta", delta, "meV", minimum=0.0)
+    anisotropy = _v.scalar("anisotropy", anisotropy, "", minimum=-10.0, maximum=10.0)
+    gamma = _v.scalar("gamma", gamma, "meV", minimum=0.0)
+    if int(n) != n or n < 1:
+        raise ValueError(f"n must be an integer ≥ 1 (the angular harmonic), got {n!r}")
+    return delta, anisotropy, gamma
+
+
+_EPS_POINT = 1e-4  # relative half-width of the cell used for point values when Γ = 0
+
+
+def _point_from_anti(anti: Callable[[np.ndarray], np.ndarray], E: np.ndarray, eps: float) -> np.ndarray:
+    return (anti(E + eps) - anti(E - eps)) / (2.0 * eps)
+
+
+def anisotropic_s(E: np.ndarray | float, *, delta: float, anisotropy: float, gamma: float,
+                  n: int = 1) -> np.ndarray:
+    """Anisotropic s-wave DOS, averaged over a circular Fermi surface.
+
+    Δ(φ) = Δ₀ (1 + a cos nφ),   N(E) = ⟨ N_Dynes(E; |Δ(φ)|, Γ) ⟩_φ.
+
+    The average is the Gauss–Chebyshev midpoint rule in u = nφ with M ≈ 40|a|Δ₀/Γ nodes
+    (64 … 40000), exponentially convergent once the node spacing in Δ is below Γ.  The
+    DOS does not depend on the integer n ≥ 1 (the φ-average of any function of cos nφ is
+    the same for all n); ``n`` is accepted for the angle-resolved gap only.  The spectrum
+    has an onset step at Δ₀(1 − |a|) and a logarithmic peak at Δ₀(1 + |a|); |a| > 1 gives
+    nodes.  For Γ = 0 the value is the average over a cell of half-width 1e-4·Δ₀.
+
+    Parameters
+    ----------
+    E : array_like
+        Energies, meV.
+    delta : float
+        Fermi-surface average Δ₀ ≥ 0, meV.
+    anisotropy : float
+        Relative amplitude a of the cos nφ modulation (dimensionless).
+    gamma : float
+        Dynes broadening Γ ≥ 0, meV.
+    n : int
+        Angular harmonic (no effect on the DOS).
+
+    Returns
+    -------
+    ndarray
+        N(E)/N₀.
+    """
+    delta, anisotropy, gamma = _check_aniso(delta, anisotropy, gamma, n)
+    E = np.asarray(E, dtype=float)
+    if delta == 0.0:
+        return np.ones_like(E)
+    if gamma == 0.0 and anisotropy != 0.0:
+        eps = _EPS_POINT * delta
+        return _point_from_anti(lambda x: _fs_average(_dynes_anti_raw, x, _aniso_gaps(delta, anisotropy, eps),
+                                                      0.0), E, eps)
+    return _fs_average(_dynes_raw, E, _aniso_gaps(delta, anisotropy, gamma), gamma)
+
+
+def anisotropic_s_antiderivative(E: np.ndarray | float, *, delta: float, anisotropy: float,
+                                 gamma: float, n: int = 1, resolution: float = 0.0) -> np.ndarray:
+    """Antiderivative of :func:`anisotropic_s` (meV).
+
+    ``resolution`` (meV) is the cell width the result will be differenced over; the
+    quadrature then needs only ≈ 40|a|Δ₀/max(Γ, resolution) nodes.
+    """
+    delta, anisotropy, gamma = _check_aniso(delta, anisotropy, gamma, n)
+    E = np.asarray(E, dtype=float)
+    if delta == 0.0:
+        return E.copy()
+    return _fs_average(_dynes_anti_raw, E, _aniso_gaps(delta, anisotropy, max(gamma, resolution)), gamma)
+
+
+def dwave(E: np.ndarray | float, *, delta: float, gamma: float) -> np.ndarray:
+    """d-wave DOS, Δ(φ) = Δ₀ cos 2φ on a circular Fermi surface.
+
+    N(E) = ⟨ N_Dynes(E; |Δ₀ cos 2φ|, Γ) ⟩_φ, by the midpoint rule with M ≈ 40Δ₀/Γ nodes.
+    For Γ = 0 this is the closed form (x = |E|/Δ₀, K = complete elliptic integral of
+    the first kind with parameter m):
+
+        N = (2/π) x K(x²)   for x < 1,      N = (2/π) K(1/x²)   for x > 1,
+
+    V-shaped (N ≈ x) at low energy with a logarithmic peak at Δ₀.
+
+    Parameters
+    ----------
+    E : array_like
+        Energies, meV.
+    delta : float
+        Gap maximum Δ₀ ≥ 0, meV.
+    gamma : float
+        Dynes broadening Γ ≥ 0, meV.
+
+    Returns
+    -------
+    ndarray
+        N(E)/N₀.
+    """
+    delta = _v.scalar("delta", delta, "meV", minimum=0.0)
+    gamma = _v.scalar("gamma", gamma, "meV", minimum=0.0)
+    E = np.asarray(E, dtype=float)
+    if delta == 0.0:
+        return np.ones_like(E)
+    if gamma == 0.0:
+        from scipy.special import ellipk
+        x = np.abs(E) / delta
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inside = (2.0 / np.pi) * x * ellipk(np.minimum(x, 1.0) ** 2)
+            outside = (2.0 / np.pi) * ellipk(1.0 / np.maximum(x, 1.0) ** 2)
+        return np.where(x < 1.0, inside, outside)
+    return _fs_average(_dynes_raw, E, _dwave_gaps(delta, gamma), gamma)
+
+
+def dwave_antiderivative(E: np.ndarray | float, *, delta: float, gamma: float,
+                         resolution: float = 0.0) -> np.ndarray:
+    """Antiderivative of :func:`dwave` (meV); see :func:`anisotropic_s_antiderivative`."""
+    delta = _v.scalar("delta", delta, "meV", minimum=0.0)
+    gamma = _v.scalar("gamma", gamma, "meV", minimum=0.0)
+    E = np.asarray(E, dtype=float)
+    if delta == 0.0:
+        return E.copy()
+    return _fs_average(_dynes_anti_raw, E, _dwave_gaps(delta, max(gamma, resolution)), gamma)
+
+
+# ----------------------------------------------------------------------- multi-gap
+def multigap(E: np.ndarray | float, *, deltas: Sequence[float], gammas: Sequence[float] | float,
+             weights: Sequence[float]) -> np.ndarray:
+    """Weighted sum of Dynes DOS: N(E) = Σ_i w_i N_Dynes(E; Δ_i, Γ_i) / Σ_i w_i.
+
+    Parameters
+    ----------
+    E : array_like
+        Energies, meV.
+    deltas, gammas : sequence of float
+        Gaps Δ_i and broadenings Γ_i (meV); a single Γ applies to all bands.
+    weights : sequence of float
+        Non-negative band weights w_i (normal-state DOS fractions), not all zero.
+    """
+    deltas = [_v.scalar(f"deltas[{i}]", d, "meV", minimum=0.0) for i, d in enumerate(deltas)]
+    if np.ndim(gammas) == 0:
+        gammas = [gammas] * len(deltas)
+    gammas = [_v.scalar(f"gammas[{i}]", g, "meV", minimum=0.0) for i, g in enumerate(gammas)]
+    weights = [_v.scalar(f"weights[{i}]", w, "", minimum=0.0) for i, w in enumerate(weights)]
+    if not (len(deltas) == len(gammas) == len(weights)) or not deltas:
+        raise ValueError("deltas, gammas and weights must have the same, non-zero length")
+    total = sum(weights)
+    if total == 0.0:
+        raise ValueError("weights must not all be zero")
+    E = np.asarray(E, dtype=float)
+    return sum(w * dynes(E, delta=d, gamma=g) for d, g, w in zip(deltas, gammas, weights)) / total
+
+
+def two_gap(E: np.ndarray | float, *, delta: float, gamma: float, delta2: float,
+            weight2: float) -> np.ndarray:
+    """Two-band DOS with one Γ: N = (1 − w₂) N_Dynes(E; Δ, Γ) + w₂ N_Dynes(E; Δ₂, Γ).
+
+    ``weight2`` ∈ [0, 1] is the normal-state DOS fraction of the second band; meV otherwise.
+    """
+    weight2 = _v.scalar("weight2", weight2, "", minimum=0.0, maximum=1.0)
+    return multigap(E, deltas=[delta, delta2], gammas=gamma, weights=[1.0 - weight2, weight2])
+
+
+def two_gap_antiderivative(E: np.ndarray | float, *, delta: float, gamma: float, delta2: float,
+                           weight2: float) -> np.ndarray:
+    """Antiderivative of :func:`two_gap` (meV)."""
+    weight2 = _v.scalar("weight2", weight2, "", minimum=0.0, maximum=1.0)
+    return ((1.0 - weight2) * dynes_antiderivative(E, delta=delta, gamma=gamma)
+            + weight2 * dynes_antiderivative(E, delta=delta2, gamma=gamma))
+
+
+# ------------------------------------------------------------------- gap function
+def gap_function(phi: np.ndarray | float, *, delta: float, anisotropy: float = 0.0, n: int = 1,
+                 symmetry: str = "anisotropic_s") -> np.ndarray:
+    """Momentum-resolved gap Δ(φ) on the Fermi circle (meV).
+
+    ``symmetry``: "s" → Δ₀; "anisotropic_s" → Δ₀(1 + a cos nφ); "d" → Δ₀ cos 2φ.
+    """
+    phi = np.asarray(phi, dtype=float)
+    if symmetry == "s":
+        return np.full_like(phi, delta)
+    if symmetry == "anisotropic_s":
+        return delta * (1.0 + anisotropy * np.cos(n * phi))
+    if symmetry == "d":
+        return delta * np.cos(2.0 * phi)
+    raise ValueError(f"symmetry must be 's', 'anisotropic_s' or 'd', got {symmetry!r}")
+
+
+# ---------------------------------------------------------------- bound models
+@dataclass(frozen=True)
+class Model:
+    """A DOS model: point function, antiderivative, and the parameter that sets its width."""
+
+    name: str
+    func: Callable[..., np.ndarray]
+    antiderivative: Callable[..., np.ndarray]
+    takes_resolution: bool = False
+
+
+MODELS: dict[str, Model] = {
+    "dynes": Model("dynes", dynes, dynes_antiderivative),
+    "anisotropic_s": Model("anisotropic_s", anisotropic_s, anisotropic_s_antiderivative, True),
+    "dwave": Model("dwave", dwave, dwave_antiderivative, True),
+    "two_gap": Model("two_gap", two_gap, two_gap_antiderivative),
+}
+
+
+@dataclass(frozen=True)
+class SampleDOS:
+    """A DOS model with its parameters bound: callable E → N(E), plus exact cell averages.
+
+    Build with :func:`bind`.  :meth:`cell_average` is what the tunnelling kernels sample on
+    their energy grids; :attr:`width` (the model's Γ) tells them how fine a grid must be.
+    """
+
+    model: Model
+    params: Mapping[str, float] = field(default_factory=dict)
+
+    def __call__(self, E: np.ndarray | float) -> np.ndarray:
+        return self.model.func(E, **self.params)
+
+    def sample(self, E: np.ndarray, h: float) -> np.ndarray:
+        """Values for a quadrature of step h: point values where Γ ≥ 2h resolves every
+        feature (trapezoid sums of analytic functions converge exponentially), exact cell
+        averages otherwise (weight-conserving for unresolved or Γ = 0 singularities)."""
+        if self.width >= 2.0 * h:
+            return self(E)
+        return self.cell_average(E, h)
+
+    def cell_average(self, E: np.ndarray, h: float) -> np.ndarray:
+        """Mean of N over [E − h/2, E + h/2] for each E (exact in the quadrature sense)."""
+        if h <= 0.0:
+            return self(E)
+        kw = dict(self.params)
+        if self.model.takes_resolution:
+            kw["resolution"] = h
+        E = np.asarray(E, dtype=float)
+        edges = np.concatenate([E - 0.5 * h, E[-1:] + 0.5 * h]) if _is_uniform(E, h) else None
+        if edges is not None:
+            a = self.model.antiderivative(edges, **kw)
+            return np.diff(a) / h
+        return (self.model.antiderivative(E + 0.5 * h, **kw)
+                - self.model.antiderivative(E - 0.5 * h, **kw)) / h
+
+    @property
+    def width(self) -> float:
+        """Intrinsic broadening Γ (meV) of the model, 0 if none."""
+        return float(self.params.get("gamma", 0.0))
+
+
+def _is_uniform(E: np.ndarray, h: float) -> bool:
+    return E.ndim == 1 and E.size > 1 and bool(np.allclose(np.diff(E), h, rtol=1e-9, atol=1e-12))
+
+
+def bind(model: str | Callable[..., np.ndarray], **params: float) -> SampleDOS:
+    """Bind parameters to a DOS model, e.g. ``bind("dynes", delta=1.3, gamma=0.02)``.
+
+    ``model`` is a name in :data:`MODELS` or one of this module's DOS functions.  The
+    parameters are checked at once by one evaluation, so a bad value raises here.
+    """
+    if callable(model):
+        found = [m for m in MODELS.values() if m.func is model]
+        if not found:
+            raise ValueError(f"{model!r} is not a registered DOS model; use one of {sorted(MODELS)}")
+        m = found[0]
+    else:
+        if model not in MODELS:
+            raise ValueError(f"unknown DOS model {model!r}; use one of {sorted(MODELS)}")
+        m = MODELS[model]
+    bound = SampleDOS(m, dict(params))
+    bound(np.zeros(1))  # validates the parameters (raises ValueError with the name)
+    return bound

@@ -1,0 +1,97 @@
+"""BCS Δ(T) against an independent Matsubara solution, asymptotics and the paper-000 numbers."""
+
+import numpy as np
+import pytest
+from scipy.optimize import brentq
+
+from gapscope.kernels import gap
+from gapscope.kernels.constants import BCS_RATIO, KB
+
+
+def matsubara_delta(t, n_max=200000):
+    """δ(t) from ln(1/t) = 2πτ Σ_n [1/ω_n − 1/√(ω_n² + δ²)] in units Δ₀ = 1, τ = t/1.76388."""
+    tau = t / BCS_RATIO
+    w = np.pi * tau * (2 * np.arange(n_max) + 1)
+
+    def eq(d):
+        s = np.sum(1 / w - 1 / np.sqrt(w * w + d * d))
+        wn = np.pi * tau * (2 * n_max + 1)
+        s += d * d / (4 * np.pi * tau * wn * wn) * 1.0  # tail ∫ of d²/(2ω³) dn
+        return 2 * np.pi * tau * s - np.log(1 / t)
+    return brentq(eq, 1e-12, 1.0, xtol=1e-14)
+
+
+TABLE = {0.2: 0.999877, 0.3: 0.997124, 0.4: 0.985034, 0.5: 0.956885, 0.6: 0.906994,
+         0.7: 0.828771, 0.8: 0.711043, 0.9: 0.526342, 0.95: 0.380317, 0.99: 0.172954}
+
+
+def test_table_and_independent_matsubara_solution():
+    t = np.array(sorted(TABLE))
+    d = gap.reduced_gap(t)
+    np.testing.assert_allclose(d, [TABLE[x] for x in t], atol=1.5e-6)
+    for x in (0.3, 0.5, 0.9):
+        assert gap.reduced_gap(x) == pytest.approx(matsubara_delta(x), abs=2e-7)
+
+
+def test_half_tc_value_and_ratio():
+    assert gap.bcs_gap(3.55, delta0=1.0, tc=7.1) == pytest.approx(0.9569, abs=5e-5)
+    assert 2 * BCS_RATIO == pytest.approx(3.528, abs=5e-4)
+    # weak coupling: ratio of the solved gap at T → 0 to k_B T_c, checked via the Matsubara form
+    # T_c is where the Matsubara equation for δ → 0 holds with the same τ scale
+    assert gap.ratio(delta0=gap.delta0_from_ratio(tc=3.0), tc=3.0) == pytest.approx(3.5278, abs=1e-4)
+
+
+def test_asymptotics():
+    s = np.array([1e-3, 3e-3])
+    t = 1 - s * s
+    np.testing.assert_allclose(gap.reduced_gap(t) * BCS_RATIO, 3.0633 * s, rtol=2e-3)
+    tl = 0.15
+    tau = tl / BCS_RATIO
+    assert 1 - gap.reduced_gap(tl) == pytest.approx(np.sqrt(2 * np.pi * tau) * np.exp(-1 / tau), rel=0.05)
+
+
+def test_spline_matches_direct_solver_everywhere():
+    t = np.linspace(0.01, 0.999, 777)
+    np.testing.assert_allclose(gap.reduced_gap(t), gap.solve_reduced_gap(t), atol=1e-9)
+
+
+def test_limits_and_bad_input():
+    assert gap.bcs_gap(0.0, delta0=1.3, tc=7.1) == pytest.approx(1.3)
+    assert gap.bcs_gap(7.1, delta0=1.3, tc=7.1) == 0
+    assert gap.bcs_gap(9.0, delta0=1.3, tc=7.1) == 0
+    with pytest.raises(ValueError, match="tc"):
+        gap.bcs_gap(1.0, delta0=1.3, tc=0)
+    with pytest.raises(ValueError, match="T"):
+        gap.bcs_gap([1.0, np.nan], delta0=1.3, tc=7)
+
+
+def test_paper_000_numbers():
+    d_pb = gap.delta0_from_ratio(tc=7.1, ratio=4.39)
+    assert d_pb == pytest.approx(1.3430, abs=1e-4)
+    assert gap.delta0_from_ratio(tc=7.1, ratio=3.37) == pytest.approx(1.0309, abs=1e-4)
+    assert gap.delta0_from_ratio(tc=7.1) == pytest.approx(1.0792, abs=1e-4)
+    np.testing.assert_allclose(gap.bcs_gap([3, 5, 6.5, 7.0], delta0=d_pb, tc=7.1),
+                               [1.3165, 1.1076, 0.6542, 0.2752], atol=1e-4)
+    assert gap.ratio(delta0=1.3, tc=7.1) == pytest.approx(4.25, abs=0.01)
+    assert gap.ratio(delta0=1.0, tc=7.1) == pytest.approx(3.27, abs=0.01)
+
+
+def test_fit_tc_recovers_exact_alpha_model():
+    T = np.concatenate([np.linspace(0.4, 7.0, 15), [7.5, 8.0]])
+    d = gap.bcs_gap(T, delta0=1.343, tc=7.1)
+    d0, tc = gap.fit_tc(T, d)
+    assert d0 == pytest.approx(1.343, abs=1e-8) and tc == pytest.approx(7.1, abs=1e-8)
+
+
+def test_fit_tc_noise_within_errors_and_fixed_ratio_bias():
+    rng = np.random.default_rng(7)
+    T = np.concatenate([np.linspace(0.4, 7.0, 20), [7.5, 8.0, 8.5]])
+    truth = gap.bcs_gap(T, delta0=1.343, tc=7.1)
+    pulls = []
+    for _ in range(40):
+        r = gap.fit_tc_detailed(T, truth + rng.normal(0, 0.02, T.size), sigma=0.02)
+        pulls.append((r.tc - 7.1) / r.tc_err)
+    pulls = np.array(pulls)
+    assert abs(pulls.mean()) < 0.6 and 0.5 < pulls.std() < 1.6
+    biased = gap.fit_tc_detailed(T, truth, fixed_ratio=2 * BCS_RATIO)
+    assert biased.tc > 7.3          # forcing weak coupling on strong-coupling data biases T_c up
