@@ -12,8 +12,8 @@ The three broadening stages compose on one uniform energy grid E_j = E₀ + j·h
 1. sample DOS as exact *cell averages* (weight-conserving for any Γ, Γ = 0 included);
 2. normal tip: convolution with the thermal kernel −f′ (hat-function weights);
    superconducting tip: I(V) by two FFT correlations, then dI/dV by a fourth-order difference;
-3. lock-in (applied last): the first harmonic of I(V + a cos φ)/a, i.e. G averaged with
-   weight sin²φ over V + a cos φ, evaluated at the requested biases from a cubic spline.
+3. lock-in (applied last): the first harmonic of I(V + a cos φ)/a as one convolution
+   (φ-quadrature with 4-point interpolation, see :func:`lockin_kernel`).
 
 The grid step h is a third of the narrowest broadening (Γ_s, Γ_t, k_BT, V_rms), capped so
 that the grid never exceeds 2¹⁷ points; when the requested biases are uniform, the grid is
@@ -106,30 +106,36 @@ def thermal_kernel(h: float, *, temperature: float) -> np.ndarray:
 
 
 def lockin_kernel(h: float, *, vmod_rms: float) -> np.ndarray:
-    """Lock-in kernel on a grid of step h (mV): hat-function weights summing to 1.
+    """Discrete lock-in operator on a grid of step h (mV): weights K_d summing to 1.
 
-    The first harmonic of I(V + a cos ωt), divided by a, is G convolved with
+    The first harmonic of I(V + a cos φ), divided by a (a = √2·V_rms, V_rms the **rms**
+    amplitude), is, after integration by parts,
 
-        W(u) = (2/πa²) √(a² − u²),  |u| < a,  a = √2 · V_rms  (V_rms: rms amplitude),
+        G_meas(V) = (1/π) ∫₀^{2π} G(V + a cos φ) sin²φ dφ = ∫ G(V − u) W(u) du,
+        W(u) = (2/πa²) √(a² − u²),  FWHM √3 a = √6 V_rms.
 
-    whose FWHM is √3 a = √6 V_rms.  CDF: ½ + [s√(1 − s²) + arcsin s]/π with s = u/a;
-    first moment: −(2/3πa²)(a² − u²)^{3/2}.
+    The φ-integral uses the periodic midpoint rule (exponentially convergent), and each
+    G(V + a cos φ_m) is 4-point Lagrange interpolation between grid points, so the whole
+    operator is one symmetric convolution, G_meas(V_q) = Σ_d K_d G_{q+d}.
     """
     vrms = _v.scalar("vmod_rms", vmod_rms, "mV", minimum=0.0)
     a = np.sqrt(2.0) * vrms
     if a == 0.0:
         return _delta_kernel()
-    k = int(np.ceil(a / h)) + 1
-
-    def cdf(u: np.ndarray) -> np.ndarray:
-        s = np.clip(u / a, -1.0, 1.0)
-        return 0.5 + (s * np.sqrt(1.0 - s * s) + np.arcsin(s)) / np.pi
-
-    def moment(u: np.ndarray) -> np.ndarray:
-        r = np.clip(a * a - u * u, 0.0, None)
-        return -(2.0 / (3.0 * np.pi * a * a)) * r ** 1.5
-
-    return _hat_weights(cdf, moment, h, k)
+    m = int(np.clip(np.ceil(16.0 * a / h), 64, 2 ** 16))
+    phi = (np.arange(m) + 0.5) * (2.0 * np.pi / m)
+    w = (2.0 / m) * np.sin(phi) ** 2
+    s = a * np.cos(phi) / h
+    j0 = np.floor(s).astype(np.intp)
+    t = s - j0
+    lagrange = np.stack([-t * (t - 1) * (t - 2) / 6, (t + 1) * (t - 1) * (t - 2) / 2,
+                         -(t + 1) * t * (t - 2) / 2, (t + 1) * t * (t - 1) / 6])   # nodes −1, 0, 1, 2
+    k = int(np.ceil(a / h)) + 2
+    kern = np.zeros(2 * k + 1)
+    for i in range(4):
+        np.add.at(kern, j0 + (i - 1) + k, w * lagrange[i])
+    kern = 0.5 * (kern + kern[::-1])      # exact symmetry (round-off only)
+    return kern / kern.sum()
 
 
 def resolution_fwhm(*, temperature: float, vmod_rms: float = 0.0) -> float:
@@ -147,48 +153,23 @@ def _convolve_same(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     return y[k:k + x.size]
 
 
-def _lockin_at(E: np.ndarray, G: np.ndarray, V: np.ndarray, a: float) -> np.ndarray:
-    """G_meas(V) = (1/π) ∫₀^{2π} G(V + a cos φ) sin²φ dφ, G a cubic spline through (E, G).
-
-    This is the first harmonic of I(V + a cos φ) divided by a, integrated by parts; the
-    periodic midpoint rule in φ converges exponentially for smooth G.
-    """
-    h = float(E[1] - E[0])
-    m = int(np.clip(np.ceil(4.0 * a / h), 32, 4096))
-    phi = (np.arange(m) + 0.5) * (2.0 * np.pi / m)
-    w = (2.0 / m) * np.sin(phi) ** 2
-    c = CubicSpline(E, G).c            # (4, n − 1) local polynomial coefficients
-    out = np.empty(V.size)
-    step = max(1, 2_000_000 // m)
-    flat = V.ravel()
-    cos = a * np.cos(phi)
-    for i in range(0, flat.size, step):
-        # uniform grid: locate the cell arithmetically instead of by search
-        x = np.clip(flat[i:i + step, None] + cos[None, :], E[0], E[-1]) - E[0]
-        j = np.minimum((x / h).astype(np.intp), E.size - 2)
-        t = x - j * h
-        val = ((c[0, j] * t + c[1, j]) * t + c[2, j]) * t + c[3, j]
-        out[i:i + step] = val @ w
-    return out.reshape(V.shape)
-
-
 def lockin(V: np.ndarray, G: np.ndarray, *, vmod_rms: float) -> np.ndarray:
     """Apply lock-in modulation broadening to a spectrum G on a *uniform* bias grid V (mV).
 
-    G_meas(V) = (1/π) ∫₀^{2π} G(V + √2 V_rms cos φ) sin²φ dφ (G interpolated by a cubic
-    spline).  Points within √2·V_rms of the ends see the spectrum held at its end values.
+    Uses :func:`lockin_kernel`; points within √2·V_rms of the ends see the spectrum held
+    at its end values.
     """
     V = _v.array("V", V)
     G = _v.array("G", G)
-    vm = _v.scalar("vmod_rms", vmod_rms, "mV", minimum=0.0)
     if V.ndim != 1 or V.shape != G.shape or V.size < 2:
         raise ValueError("V and G must be 1D arrays of the same length ≥ 2")
     h = float(V[1] - V[0])
     if h <= 0 or not np.allclose(np.diff(V), h, rtol=1e-6):
         raise ValueError("lockin() needs a uniform, increasing bias grid V")
-    if vm == 0.0:
-        return G.copy()
-    return _lockin_at(V, G, V, np.sqrt(2.0) * vm)
+    w = lockin_kernel(h, vmod_rms=vmod_rms)
+    k = w.size // 2
+    padded = np.concatenate([np.full(k, G[0]), G, np.full(k, G[-1])])
+    return _convolve_same(padded, w)[k:k + G.size]
 
 
 # ---------------------------------------------------------------------- the grid
@@ -317,7 +298,7 @@ def _spectrum(V: np.ndarray, sample_dos, T, td, tg, vm, *, want_current: bool) -
     else:
         out = _convolve_same(ns, thermal_kernel(h, temperature=T))
     if not want_current and vm > 0.0:
-        return _lockin_at(E, out, V, a)
+        out = _convolve_same(out, lockin_kernel(h, vmod_rms=vm))
     if g.take is not None:
         res = out[g.take]
     else:

@@ -92,7 +92,7 @@ class TestLockIn:
         np.testing.assert_allclose(G, harmonic, rtol=2e-4, atol=1e-5)
 
     def test_kernel_fwhm_is_sqrt6_vrms(self):
-        vrms, h = 0.2, 1e-4
+        vrms, h = 0.2, 5e-4
         w = tn.lockin_kernel(h, vmod_rms=vrms)
         above = np.flatnonzero(w >= w.max() / 2)
         assert (above[-1] - above[0] + 1) * h == pytest.approx(np.sqrt(6) * vrms, rel=2e-3)
