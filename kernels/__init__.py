@@ -1,0 +1,10 @@
+"""gapscope.kernels: the numerics of gapscope (numpy and scipy only, no UI).
+
+Modules: :mod:`~gapscope.kernels.dos` (densities of states), :mod:`~gapscope.kernels.tunneling`
+(dI/dV through tip, temperature and lock-in), :mod:`~gapscope.kernels.gap` (BCS Δ(T), T_c fits),
+:mod:`~gapscope.kernels.constants`.  Units: meV, mV, K, T, nm.
+"""
+
+from . import constants, dos, gap, tunneling
+
+__all__ = ["constants", "dos", "gap", "tunneling"]

@@ -253,9 +253,20 @@ def _check(V, sample_dos, temperature, tip_delta, tip_gamma, vmod_rms):
 
 
 def _widths(sample_dos, kT, td, tg, vm) -> list[float]:
-    w = [kT, vm, getattr(sample_dos, "width", 0.0)]
+    """Broadenings the grid must resolve.
+
+    A normal tip smooths the sample by k_BT and V_mod, so the sample's own Γ refines the
+    grid only down to a quarter of that smoothing (cell averages keep the weights exact).
+    A superconducting tip does not smooth the SIS peaks: Γ_s and Γ_t count in full.
+    """
+    gs = float(getattr(sample_dos, "width", 0.0))
+    smoothing = [x for x in (kT, vm) if x > 0.0]
     if td > 0.0:
-        w.append(tg)
+        w = smoothing + [tg, gs]
+    elif smoothing:
+        w = smoothing + [max(gs, 0.25 * min(smoothing))]
+    else:
+        w = [gs]
     return [x for x in w if x > 0.0]
 
 

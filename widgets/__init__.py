@@ -1,0 +1,13 @@
+"""gapscope.widgets: ipywidgets/bqplot panels over gapscope.kernels (no physics here).
+
+>>> from gapscope.widgets import GapPanel
+>>> GapPanel()          # in a notebook: the interactive panel
+"""
+
+from .gap_panel import GAP_PARAMS, PRESETS, GapPanel
+from .panel import Panel, PanelInputError
+from .params import Param, ParamControl, check_against, markdown_table
+from .registry import PANELS, PanelEntry, gallery
+
+__all__ = ["GapPanel", "GAP_PARAMS", "PRESETS", "Panel", "PanelInputError", "Param", "ParamControl",
+           "check_against", "markdown_table", "PANELS", "PanelEntry", "gallery"]

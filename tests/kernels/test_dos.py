@@ -167,3 +167,36 @@ def test_bind_validates_and_names_models():
         dos.bind("dynes", delta=1.0, gamma=-1)
     s = dos.bind(dos.dwave, delta=1.0, gamma=0.1)
     assert s(np.array([0.0]))[0] == pytest.approx(dos.dwave(0.0, delta=1.0, gamma=0.1))
+
+
+class TestFastGridPath:
+    """Kink-adapted clean quadrature + Lorentzian identity vs the direct Fermi-surface average."""
+
+    @staticmethod
+    def direct_cells(E, h, gaps, gamma):
+        edges = np.concatenate([E - h / 2, [E[-1] + h / 2]])
+        return np.diff(dos._fs_average(dos._dynes_anti_raw, edges, gaps, gamma)) / h
+
+    @pytest.mark.parametrize("a,g", [(0.3, 0.02), (0.3, 0.002), (0.3, 0.0), (1.5, 0.02), (-0.5, 0.05), (0.3, 0.3)])
+    def test_anisotropic_cells(self, a, g):
+        h = 0.004
+        E = np.arange(-4, 4, h) + h / 3
+        fast = dos.anisotropic_s_cells(E, h, delta=1.0, anisotropy=a, gamma=g)
+        ref = self.direct_cells(E, h, dos._aniso_gaps(1.0, a, g / 4 if g else 1e-4), g)
+        np.testing.assert_allclose(fast, ref, atol=3e-4 * ref.max())
+
+    @pytest.mark.parametrize("g", [0.0, 0.02])
+    def test_dwave_cells(self, g):
+        h = 0.004
+        E = np.arange(-4, 4, h)
+        fast = dos.dwave_cells(E, h, delta=1.0, gamma=g)
+        np.testing.assert_allclose(fast, self.direct_cells(E, h, dos._dwave_gaps(1.0, g / 4 if g else 1e-4), g),
+                                   atol=5e-4)
+
+    def test_lorentzian_identity_single_gap(self):
+        h = 0.001
+        E = np.arange(-30, 30, h)
+        edges = np.concatenate([E - h / 2, [E[-1] + h / 2]])
+        bcs = np.diff(dos._dynes_anti_raw(edges, 1.0, 0.0)) / h
+        dynes = np.diff(dos._dynes_anti_raw(edges, 1.0, 0.02)) / h
+        np.testing.assert_allclose(dos._lorentzian_smear(bcs, h, 0.02), dynes, atol=2e-3)

@@ -1,0 +1,305 @@
+"""Gap spectroscopy panel: sample DOS, simulated dI/dV, Δ(φ) and Δ(T)."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import bqplot as bq
+import ipywidgets as w
+import numpy as np
+
+from gapscope.kernels import dos, gap, tunneling
+
+from .panel import Panel, PanelInputError
+from .params import Param, check_against
+
+__all__ = ["GapPanel", "GAP_PARAMS", "PRESETS", "Preset", "SYMMETRIES"]
+
+GAP_PARAMS: tuple[Param, ...] = (
+    Param("delta", "Δ₀", "meV", 1.3, (0.0, 3.0), (0.0, 50.0), 0.01,
+          "sample gap at T = 0 (Fermi-surface average for anisotropic s; maximum for d)"),
+    Param("gamma", "Γ", "meV", 0.02, (0.0, 0.3), (0.0, 10.0), 0.001, "Dynes broadening of the sample"),
+    Param("anisotropy", "a", "", 0.3, (0.0, 1.5), (-10.0, 10.0), 0.01,
+          "anisotropy: Δ(φ) = Δ₀(1 + a cos nφ)"),
+    Param("n", "n", "", 6, (1, 12), (1, 64), 1,
+          "angular harmonic of the anisotropy (changes Δ(φ), not the DOS)", integer=True),
+    Param("temperature", "T", "K", 0.32, (0.0, 10.0), (0.0, 300.0), 0.01, "temperature of tip and sample"),
+    Param("tc", "T_c", "K", 7.1, (0.5, 20.0), (0.01, 300.0), 0.05, "critical temperature for Δ(T)"),
+    Param("tip_delta", "Δ_t", "meV", 1.31, (0.0, 3.0), (0.0, 50.0), 0.01, "gap of a superconducting tip"),
+    Param("tip_gamma", "Γ_t", "meV", 0.01, (0.0, 0.3), (0.0, 10.0), 0.001, "Dynes broadening of the tip"),
+    Param("vmod_rms", "V_mod", "mV rms", 0.02, (0.0, 0.5), (0.0, 20.0), 0.005,
+          "lock-in modulation amplitude (rms; peak = √2 × rms)"),
+    Param("window", "V_max", "mV", 4.0, (0.5, 15.0), (0.05, 200.0), 0.1, "half-width of the bias window"),
+)
+
+#: symmetry label → (DOS model name, parameters of that model)
+SYMMETRIES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "s-wave (Dynes)": ("dynes", ("delta", "gamma")),
+    "anisotropic s": ("anisotropic_s", ("delta", "anisotropy", "gamma", "n")),
+    "d-wave": ("dwave", ("delta", "gamma")),
+}
+_SYMMETRY_KEY = {"s-wave (Dynes)": "s", "anisotropic s": "anisotropic_s", "d-wave": "d"}
+
+check_against(GAP_PARAMS, [dos.dynes, dos.anisotropic_s, dos.dwave, tunneling.didv, gap.bcs_gap],
+              extra=("tc", "window"))
+
+N_POINTS = 1000
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named parameter set from a paper."""
+
+    label: str
+    reference: str
+    doi: str
+    note: str
+    symmetry: str
+    tip: str
+    values: dict[str, float] = field(default_factory=dict)
+
+
+PRESETS: dict[str, Preset] = {p.label: p for p in (
+    Preset("Pb(111) — paper 000", "Y.-H. Lin et al., Proximity-effect-induced anisotropic superconductivity "
+           "in monolayer Ni–Pb binary alloy (paper 000)", "",
+           "BCS fit Δ_Pb ≈ 1.3 meV, T_c ≈ 7.1 K, STM at 0.32 K. The paper's 2Δ/k_BT_c = 4.39 implies "
+           "Δ(0) = 1.343 meV; 1.3 meV gives 4.25. Γ and V_mod are not given (values here are illustrative).",
+           "s-wave (Dynes)", "normal",
+           dict(delta=1.3, gamma=0.02, temperature=0.32, tc=7.1, vmod_rms=0.02, window=4.0)),
+    Preset("Ni–Pb alloy — paper 000", "Y.-H. Lin et al. (paper 000)", "",
+           "Anisotropic s-wave gap Δ_NiPb ≈ 1.0 meV (Fermi-surface average), T_c ≈ 7.1 K, 0.32 K. "
+           "Paper: 2Δ/k_BT_c = 3.37 (Δ(0) = 1.031 meV). The anisotropy a and harmonic n are not given; "
+           "a = 0.3 is illustrative (the DOS does not depend on n).",
+           "anisotropic s", "normal",
+           dict(delta=1.0, anisotropy=0.3, n=6, gamma=0.02, temperature=0.32, tc=7.1, vmod_rms=0.02, window=4.0)),
+    Preset("Nb(110), Nb tip — paper 004", "F. Friedrich et al., Coupling of Yu-Shiba-Rusinov states in 1D "
+           "chains of Fe atoms on Nb(110) (paper 004)", "",
+           "Δ_Nb = 1.50 meV, tip Δ_t = 1.31 meV, T = 1.4 K, V_mod = 0.1 mV (taken as rms). "
+           "SIS coherence peaks at Δ_t + Δ_s = 2.81 mV. T_c = 9.2 K is bulk Nb (not from the paper).",
+           "s-wave (Dynes)", "superconducting",
+           dict(delta=1.50, gamma=0.01, tip_delta=1.31, tip_gamma=0.01, temperature=1.4, tc=9.2,
+                vmod_rms=0.1, window=4.5)),
+    Preset("Nb(110), Nb tip — paper 002", "P. Beck et al., Nat. Commun. 12, 2040 (2021) (paper 002)",
+           "10.1038/s41467-021-22261-6",
+           "Δ = 1.5 meV, tip Δ_t = 1.43 meV, T = 320 mK, broadening k_B·300 mK = 0.0259 meV; "
+           "bare coherence peaks at Δ + Δ_t = 2.93 mV. T_c = 9.2 K is bulk Nb.",
+           "s-wave (Dynes)", "superconducting",
+           dict(delta=1.5, gamma=0.0259, tip_delta=1.43, tip_gamma=0.0259, temperature=0.32, tc=9.2,
+                vmod_rms=0.02, window=4.5)),
+)}
+
+
+class GapPanel(Panel):
+    """Gap spectroscopy: DOS and dI/dV for s, anisotropic-s and d-wave gaps, normal or SC tip.
+
+    The sample gap follows the BCS Δ(T) (α-model with the chosen Δ₀ and T_c) when
+    "gap follows T" is on.  ``curves`` holds the last plotted data.
+    """
+
+    TITLE = "Superconducting gap spectroscopy"
+    PARAMS = GAP_PARAMS
+
+    def __init__(self, *, symmetry: str = "s-wave (Dynes)", tip: str = "normal", follow_bcs: bool = True,
+                 **values: float) -> None:
+        self.symmetry = w.Dropdown(options=list(SYMMETRIES), value=symmetry, description="Gap",
+                                   style={"description_width": "7em"})
+        self.tip = w.ToggleButtons(options=["normal", "superconducting"], value=tip, description="Tip",
+                                   style={"description_width": "7em", "button_width": "8em"})
+        self.follow = w.Checkbox(value=follow_bcs, description="gap follows Δ(T) (BCS)", indent=False)
+        self.preset = w.Dropdown(options=["—"] + list(PRESETS), value="—", description="Preset",
+                                 style={"description_width": "7em"})
+        self.preset_info = w.HTML()
+        self.readout = w.HTML()
+        self.readout.add_class("gs-readout")
+        self.export_csv = w.Button(description="CSV", icon="download", tooltip="Export the curves as CSV")
+        self.export_png = w.Button(description="PNG", icon="image", tooltip="Save the spectrum figure as PNG")
+        self.export_svg = w.Button(description="SVG", icon="image", tooltip="Save the spectrum figure as SVG")
+        self.download = w.HTML()
+        self.curves: dict[str, np.ndarray] = {}
+        super().__init__(**values)
+
+    # ------------------------------------------------------------------ figures
+    def build(self) -> w.Widget:
+        xs, ys = bq.LinearScale(), bq.LinearScale()
+        self.line_didv = bq.Lines(x=[0.0], y=[1.0], scales={"x": xs, "y": ys}, colors=["#1f4e9c"],
+                                  stroke_width=2.5, labels=["dI/dV"], display_legend=True)
+        self.line_dos = bq.Lines(x=[0.0], y=[1.0], scales={"x": xs, "y": ys}, colors=["#888888"],
+                                 line_style="dashed", labels=["sample DOS"], display_legend=True)
+        self.fig_spec = bq.Figure(
+            marks=[self.line_dos, self.line_didv], title="Spectrum", legend_location="top-left",
+            axes=[bq.Axis(scale=xs, label="bias V (mV) · energy E (meV)"),
+                  bq.Axis(scale=ys, orientation="vertical", label="normalised dI/dV, N(E)/N₀")],
+            layout=w.Layout(width="100%", height="430px"), fig_margin=dict(top=40, bottom=50, left=60, right=20))
+        self.fig_spec.add_class("gs-spectrum")
+
+        ps_x, ps_y = bq.LinearScale(min=-2.0, max=2.0), bq.LinearScale(min=-2.0, max=2.0)
+        self.line_polar = bq.Lines(x=[0.0], y=[0.0], scales={"x": ps_x, "y": ps_y}, colors=["#1f4e9c", "#c0392b"],
+                                   fill="none")
+        self.line_ref = bq.Lines(x=[0.0], y=[0.0], scales={"x": ps_x, "y": ps_y}, colors=["#bbbbbb"],
+                                 line_style="dotted")
+        self.polar_scales = (ps_x, ps_y)
+        self.fig_polar = bq.Figure(marks=[self.line_ref, self.line_polar], title="Δ(φ): + blue, − red",
+                                   axes=[bq.Axis(scale=ps_x, label="meV"),
+                                         bq.Axis(scale=ps_y, orientation="vertical")],
+                                   min_aspect_ratio=1, max_aspect_ratio=1,
+                                   layout=w.Layout(width="280px", height="280px"),
+                                   fig_margin=dict(top=35, bottom=35, left=40, right=10))
+
+        ts, ds = bq.LinearScale(min=0.0), bq.LinearScale(min=0.0)
+        self.line_gapT = bq.Lines(x=[0.0], y=[0.0], scales={"x": ts, "y": ds}, colors=["#1f4e9c"])
+        self.dot_gapT = bq.Scatter(x=[0.0], y=[0.0], scales={"x": ts, "y": ds}, colors=["#c0392b"],
+                                   default_size=60)
+        self.fig_gapT = bq.Figure(marks=[self.line_gapT, self.dot_gapT], title="Δ(T)",
+                                  axes=[bq.Axis(scale=ts, label="T (K)"),
+                                        bq.Axis(scale=ds, orientation="vertical", label="Δ (meV)")],
+                                  layout=w.Layout(width="330px", height="280px"),
+                                  fig_margin=dict(top=35, bottom=45, left=55, right=10))
+        insets = w.HBox([self.fig_polar, self.fig_gapT, self.readout])
+        return w.VBox([self.fig_spec, insets], layout=w.Layout(flex="1 1 auto", min_width="500px"))
+
+    def marks(self) -> Iterable[w.Widget]:
+        return (self.line_didv, self.line_dos, self.line_polar, self.line_ref, self.line_gapT, self.dot_gapT,
+                *self.polar_scales)
+
+    def extra_controls(self) -> Iterable[w.Widget]:
+        return (self.preset, self.symmetry, self.tip, self.follow)
+
+    def sidebar(self) -> list[w.Widget]:
+        exports = w.HBox([self.export_csv, self.export_png, self.export_svg],
+                         layout=w.Layout(flex_flow="row wrap"))
+        return [self.preset, self.preset_info, self.symmetry, self.tip, self.follow,
+                *self.controls.values(), w.HBox([self.manual, self.update_button]), exports, self.download]
+
+    def extra_values(self) -> dict[str, Any]:
+        return {"symmetry": self.symmetry.value, "tip": self.tip.value, "follow_bcs": self.follow.value}
+
+    def set_extra(self, name: str, value: Any) -> None:
+        target = {"symmetry": self.symmetry, "tip": self.tip, "follow_bcs": self.follow}.get(name)
+        if target is None:
+            super().set_extra(name, value)
+        target.value = value
+
+    # ------------------------------------------------------------------ observers
+    def wire(self) -> None:
+        for c in self.controls.values():
+            c.observe(self._changed, "value")
+        for c in (self.symmetry, self.tip, self.follow):
+            c.observe(self._changed, "value")
+        self.symmetry.observe(self._enable_controls, "value")
+        self.tip.observe(self._enable_controls, "value")
+        self.preset.observe(self._apply_preset, "value")
+        self.manual.observe(self._manual_toggled, "value")
+        self.update_button.on_click(lambda _: self.refresh())
+        self.export_csv.on_click(lambda _: self.offer_csv())
+        self.export_png.on_click(lambda _: self.fig_spec.save_png("gapscope_spectrum.png"))
+        self.export_svg.on_click(lambda _: self.fig_spec.save_svg("gapscope_spectrum.svg"))
+        self._enable_controls(None)
+
+    def _enable_controls(self, _: Any) -> None:
+        used = set(SYMMETRIES[self.symmetry.value][1])
+        self.controls["anisotropy"].disabled = "anisotropy" not in used
+        self.controls["n"].disabled = "n" not in used
+        sc = self.tip.value == "superconducting"
+        self.controls["tip_delta"].disabled = not sc
+        self.controls["tip_gamma"].disabled = not sc
+
+    def _apply_preset(self, change: dict) -> None:
+        p = PRESETS.get(change["new"])
+        if p is None:
+            self.preset_info.value = ""
+            return
+        doi = (f' DOI <a href="https://doi.org/{p.doi}" target="_blank">{p.doi}</a>.' if p.doi
+               else " (DOI not stated in the source text.)")
+        self.preset_info.value = (f'<div style="font-size:0.85em;max-width:26em">{p.reference}.{doi}<br>'
+                                  f"{p.note}</div>")
+        self.set(symmetry=p.symmetry, tip=p.tip, **p.values)
+
+    # ------------------------------------------------------------------ physics → marks
+    def sample_dos(self, v: dict[str, Any]) -> tuple[dos.SampleDOS, float]:
+        """The bound sample DOS for the current controls, and the gap Δ(T) it uses (meV)."""
+        model, names = SYMMETRIES[v["symmetry"]]
+        delta_T = v["delta"]
+        if v["follow_bcs"]:
+            delta_T = float(gap.bcs_gap(v["temperature"], delta0=v["delta"], tc=v["tc"]))
+        kw = {n: (delta_T if n == "delta" else v[n]) for n in names}
+        return dos.bind(model, **kw), delta_T
+
+    def redraw(self, v: dict[str, Any]) -> None:
+        sample, delta_T = self.sample_dos(v)
+        V = np.linspace(-v["window"], v["window"], N_POINTS)
+        tip_delta = v["tip_delta"] if v["tip"] == "superconducting" else 0.0
+        G = tunneling.didv(V, sample_dos=sample, temperature=v["temperature"], tip_delta=tip_delta,
+                           tip_gamma=v["tip_gamma"], vmod_rms=v["vmod_rms"])
+        N = sample.cell_average(V, float(V[1] - V[0]))
+        self.finite("dI/dV", G)
+        self.finite("DOS", N)
+
+        phi = np.linspace(0.0, 2.0 * np.pi, 361)
+        dphi = dos.gap_function(phi, delta=delta_T, anisotropy=v["anisotropy"], n=v["n"],
+                                symmetry=_SYMMETRY_KEY[v["symmetry"]])
+        r = np.abs(dphi)
+        pos, neg = np.where(dphi >= 0, r, 0.0), np.where(dphi < 0, r, 0.0)   # sign lobes
+        px = np.vstack([pos * np.cos(phi), neg * np.cos(phi)])
+        py = np.vstack([pos * np.sin(phi), neg * np.sin(phi)])
+        rmax = max(float(r.max()), 1e-3) * 1.1
+
+        tmax = max(1.2 * v["tc"], 1.05 * v["temperature"])
+        T = np.linspace(0.0, tmax, 241)
+        D = gap.bcs_gap(T, delta0=v["delta"], tc=v["tc"])
+
+        self.line_didv.x, self.line_didv.y = V, G
+        self.line_dos.x, self.line_dos.y = V, N
+        self.line_polar.x, self.line_polar.y = px, py
+        self.line_ref.x, self.line_ref.y = v["delta"] * np.cos(phi), v["delta"] * np.sin(phi)
+        for s in self.polar_scales:
+            s.min, s.max = -rmax, rmax
+        self.line_gapT.x, self.line_gapT.y = T, D
+        self.dot_gapT.x, self.dot_gapT.y = [v["temperature"]], [float(gap.bcs_gap(v["temperature"],
+                                                                                     delta0=v["delta"], tc=v["tc"]))]
+        self.curves = {"bias_mV": V, "didv": G, "energy_meV": V, "dos": N}
+        self._readout(v, V, G, delta_T, tip_delta)
+
+    def _readout(self, v: dict[str, Any], V: np.ndarray, G: np.ndarray, delta_T: float, tip_delta: float) -> None:
+        ratio = gap.ratio(delta0=v["delta"], tc=v["tc"])
+        asym = tunneling.peak_asymmetry(V, G)
+        res = tunneling.resolution_fwhm(temperature=v["temperature"], vmod_rms=v["vmod_rms"])
+        rows = [("Δ(T)", f"{delta_T:.4f} meV"), ("T_c", f"{v['tc']:.2f} K"),
+                ("2Δ₀/k_BT_c", f"{ratio:.3f} (BCS 3.528)"),
+                ("peaks", f"{asym['v_negative']:.3f}, +{asym['v_positive']:.3f} mV"),
+                ("asymmetry A", f"{asym['mean']:.4f}"),
+                ("resolution", f"{res * 1e3:.1f} µeV FWHM (3.5 k_BT ⊕ √6 V_rms)")]
+        self.readout.value = ("<table style='font-size:0.9em'>" +
+                              "".join(f"<tr><td>{k}</td><td class='gs-{k[:4].strip()}'>{val}</td></tr>"
+                                      for k, val in rows) + "</table>")
+        notes = []
+        if tip_delta + delta_T > v["window"]:
+            notes.append(f"Δ_t + Δ = {tip_delta + delta_T:.2f} meV lies outside the ±{v['window']:.2f} mV window: "
+                         "the coherence peaks are not in view.")
+        if v["temperature"] >= v["tc"] and v["follow_bcs"]:
+            notes.append("T ≥ T_c: the sample is normal (Δ = 0).")
+        if v["gamma"] == 0 and v["temperature"] == 0 and v["vmod_rms"] == 0 and tip_delta == 0:
+            notes.append("No broadening at all: the BCS peaks are singular; curves show averages over one "
+                         "bias step.")
+        if notes:
+            self.show_message(" ".join(notes), level="warning")
+
+    # ------------------------------------------------------------------ export
+    def csv_text(self) -> str:
+        """The plotted curves and the parameters as CSV text."""
+        buf = io.StringIO()
+        buf.write("".join(f"# {k} = {val}\n" for k, val in self.values.items()))
+        wr = csv.writer(buf)
+        wr.writerow(["bias_mV", "didv_normalised", "energy_meV", "dos_normalised"])
+        c = self.curves
+        for row in zip(c["bias_mV"], c["didv"], c["energy_meV"], c["dos"]):
+            wr.writerow([f"{x:.8g}" for x in row])
+        return buf.getvalue()
+
+    def offer_csv(self) -> None:
+        data = base64.b64encode(self.csv_text().encode()).decode()
+        self.download.value = (f'<a download="gapscope_gap.csv" href="data:text/csv;base64,{data}" '
+                               'class="gs-download">⬇ gapscope_gap.csv</a>')

@@ -1,0 +1,42 @@
+"""Registry of panels: what the gallery lists and what the tests sweep."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from typing import Callable
+
+import ipywidgets as w
+
+from .gap_panel import GapPanel
+from .panel import Panel
+
+__all__ = ["PanelEntry", "PANELS", "gallery"]
+
+
+@dataclass(frozen=True)
+class PanelEntry:
+    key: str
+    title: str
+    summary: str
+    notebook: str
+    factory: Callable[..., Panel]
+
+
+PANELS: dict[str, PanelEntry] = {e.key: e for e in (
+    PanelEntry("gap", "Gap spectroscopy",
+               "Dynes, anisotropic-s and d-wave gaps; normal or superconducting tip; temperature and lock-in; "
+               "Δ(φ) and BCS Δ(T). Presets: Pb(111), Ni–Pb alloy, Nb(110) with a Nb tip.",
+               "gap.ipynb", GapPanel),
+)}
+
+
+def gallery() -> w.HTML:
+    """Cards linking to every registered dashboard (relative links work under Voilà)."""
+    cards = "".join(
+        f'<a class="gs-card" href="{html.escape(e.notebook)}" style="display:block;border:1px solid #ccd;'
+        f'border-radius:8px;padding:12px 16px;margin:8px 0;text-decoration:none;color:inherit;max-width:46em">'
+        f'<b style="font-size:1.15em;color:#1f4e9c">{html.escape(e.title)}</b><br>'
+        f'<span style="color:#444">{html.escape(e.summary)}</span></a>'
+        for e in PANELS.values())
+    return w.HTML(cards)
