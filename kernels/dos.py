@@ -332,7 +332,7 @@ def _lorentzian_smear(cells: np.ndarray, h: float, gamma: float) -> np.ndarray:
 def _fs_grid_cells(pieces_total: tuple[list, float], E: np.ndarray, h: float, gamma: float) -> np.ndarray:
     """Clean cell averages on r sub-cells per cell (sub-step ≤ Γ/10), Lorentzian, re-average."""
     pieces, total = pieces_total
-    r = 1 if gamma == 0.0 else int(np.clip(np.ceil(10.0 * h / gamma), 1, 16))
+    r = 1 if gamma == 0.0 else int(np.clip(np.ceil(10.0 * h / gamma), 1, 8))
     hs = h / r
     # The Lorentzian's 1/E² tails see N₀ − 1 ≈ ⟨Δ²⟩/2E² beyond the grid: extend it by
     # 30Γ (≥ 1 meV) so the truncation error stays ≲ 3e-4 at the requested edges.

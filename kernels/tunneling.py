@@ -256,7 +256,7 @@ def _widths(sample_dos, kT, td, tg, vm) -> list[float]:
     """Broadenings the grid must resolve.
 
     A normal tip smooths the sample by k_BT and V_mod, so the sample's own Γ refines the
-    grid only down to a quarter of that smoothing (cell averages keep the weights exact).
+    grid only down to a tenth of that smoothing (cell averages keep the weights exact).
     A superconducting tip does not smooth the SIS peaks: Γ_s and Γ_t count in full.
     """
     gs = float(getattr(sample_dos, "width", 0.0))
@@ -264,7 +264,7 @@ def _widths(sample_dos, kT, td, tg, vm) -> list[float]:
     if td > 0.0:
         w = smoothing + [tg, gs]
     elif smoothing:
-        w = smoothing + [max(gs, 0.25 * min(smoothing))]
+        w = smoothing + [max(gs, 0.1 * min(smoothing))]
     else:
         w = [gs]
     return [x for x in w if x > 0.0]

@@ -132,7 +132,7 @@ class GapPanel(Panel):
         self.fig_spec = bq.Figure(
             marks=[self.line_dos, self.line_didv], title="Spectrum", legend_location="top-left",
             axes=[bq.Axis(scale=xs, label="bias V (mV) · energy E (meV)"),
-                  bq.Axis(scale=ys, orientation="vertical", label="normalised dI/dV, N(E)/N₀")],
+                  bq.Axis(scale=ys, side="left", label="normalised dI/dV, N(E)/N₀")],
             layout=w.Layout(width="100%", height="430px"), fig_margin=dict(top=40, bottom=50, left=60, right=20))
         self.fig_spec.add_class("gs-spectrum")
 
@@ -144,7 +144,7 @@ class GapPanel(Panel):
         self.polar_scales = (ps_x, ps_y)
         self.fig_polar = bq.Figure(marks=[self.line_ref, self.line_polar], title="Δ(φ): + blue, − red",
                                    axes=[bq.Axis(scale=ps_x, label="meV"),
-                                         bq.Axis(scale=ps_y, orientation="vertical")],
+                                         bq.Axis(scale=ps_y, side="left")],
                                    min_aspect_ratio=1, max_aspect_ratio=1,
                                    layout=w.Layout(width="280px", height="280px"),
                                    fig_margin=dict(top=35, bottom=35, left=40, right=10))
@@ -155,7 +155,7 @@ class GapPanel(Panel):
                                    default_size=60)
         self.fig_gapT = bq.Figure(marks=[self.line_gapT, self.dot_gapT], title="Δ(T)",
                                   axes=[bq.Axis(scale=ts, label="T (K)"),
-                                        bq.Axis(scale=ds, orientation="vertical", label="Δ (meV)")],
+                                        bq.Axis(scale=ds, side="left", label="Δ (meV)")],
                                   layout=w.Layout(width="330px", height="280px"),
                                   fig_margin=dict(top=35, bottom=45, left=55, right=10))
         insets = w.HBox([self.fig_polar, self.fig_gapT, self.readout])

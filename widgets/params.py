@@ -87,6 +87,7 @@ class ParamControl(w.HBox):
 
     def __init__(self, param: Param, value: float) -> None:
         self.param = param
+        self._syncing = False
         lo, hi = param.slider
         blo, bhi = param.bounds
         style = {"description_width": "7em"}
@@ -102,7 +103,7 @@ class ParamControl(w.HBox):
             self.box = w.BoundedFloatText(value=value, min=blo, max=bhi, step=param.step,
                                           layout=w.Layout(width="6em"))
         self.box.continuous_update = False
-        self.slider.description_tooltip = param.doc
+        self.slider.tooltip = param.doc
         self.slider.add_class(f"gs-param-{param.name}")
         self.box.add_class(f"gs-value-{param.name}")
         super().__init__([self.slider, self.box])
@@ -112,7 +113,9 @@ class ParamControl(w.HBox):
         self.observe(self._to_widgets, "value")
 
     def _from_widget(self, change: dict) -> None:
-        if change["new"] is not None and float(change["new"]) != self.value:
+        if self._syncing or change["new"] is None:   # our own clamping of the slider, not a user move
+            return
+        if float(change["new"]) != self.value:
             self.value = float(change["new"])
 
     @traitlets.validate("value")
@@ -127,12 +130,15 @@ class ParamControl(w.HBox):
     def _to_widgets(self, change: dict) -> None:
         v = change["new"]
         lo, hi = self.param.slider
-        with self.hold_trait_notifications():
+        self._syncing = True
+        try:
             sv = min(max(v, lo), hi)
             if self.slider.value != sv:
                 self.slider.value = int(round(sv)) if self.param.integer else sv
             if self.box.value != v:
                 self.box.value = int(round(v)) if self.param.integer else v
+        finally:
+            self._syncing = False
 
     @property
     def disabled(self) -> bool:
