@@ -143,8 +143,8 @@ class GapPanel(Panel):
                                  line_style="dotted")
         self.polar_scales = (ps_x, ps_y)
         self.fig_polar = bq.Figure(marks=[self.line_ref, self.line_polar], title="Δ(φ): + blue, − red",
-                                   axes=[bq.Axis(scale=ps_x, label="meV"),
-                                         bq.Axis(scale=ps_y, side="left")],
+                                   axes=[bq.Axis(scale=ps_x, label="meV", num_ticks=5),
+                                         bq.Axis(scale=ps_y, side="left", num_ticks=5)],
                                    min_aspect_ratio=1, max_aspect_ratio=1,
                                    layout=w.Layout(width="280px", height="280px"),
                                    fig_margin=dict(top=35, bottom=35, left=40, right=10))

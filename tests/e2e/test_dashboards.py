@@ -1,0 +1,46 @@
+"""End-to-end: real headless Chromium against a running Voilà; waits on elements, never sleeps."""
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+LINE = ".gs-spectrum path.line"
+
+
+CURVES = "els => els.map(e => e.getAttribute('d') || '').filter(d => d.length > 200)"   # not legend glyphs
+
+
+def line_paths(page):
+    return page.eval_on_selector_all(LINE, CURVES)
+
+
+def test_gallery_lists_dashboards(page, voila_url):
+    page.goto(f"{voila_url}/voila/render/index.ipynb")
+    card = page.wait_for_selector("a.gs-card", timeout=60_000)
+    assert card.get_attribute("href") == "gap.ipynb"
+    assert "Gap spectroscopy" in card.inner_text()
+    assert page.errors == []
+
+
+def test_gap_dashboard_slider_moves_curve(page, voila_url):
+    page.goto(f"{voila_url}/voila/render/gap.ipynb")
+    page.wait_for_selector(LINE, timeout=60_000)
+    page.wait_for_function("sel => [...document.querySelectorAll(sel)].filter(e => (e.getAttribute('d') || '')"
+                           ".length > 200).length === 2", arg=LINE, timeout=30_000)
+    before = line_paths(page)
+    handle = page.wait_for_selector(".gs-param-delta .noUi-handle", timeout=30_000)
+    handle.focus()
+    for _ in range(10):
+        page.keyboard.press("ArrowLeft")       # Δ₀ 1.30 → 1.20 meV, one step per press
+    page.wait_for_function(
+        "([sel, old]) => { const d = [...document.querySelectorAll(sel)].map(e => e.getAttribute('d') || '')"
+        ".filter(x => x.length > 200);"
+        " return d.length === old.length && d.some((x, i) => x !== old[i]); }",
+        arg=[LINE, before], timeout=30_000)
+    after = line_paths(page)
+    assert after != before
+    # the number box follows the slider (kernel-side value)
+    page.wait_for_function("() => { const i = document.querySelector('.gs-value-delta input');"
+                           " return i && Math.abs(parseFloat(i.value) - 1.2) < 1e-6; }", timeout=30_000)
+    assert "Traceback" not in page.content()
+    assert page.errors == []
