@@ -165,3 +165,9 @@ def test_registry_lists_gap_panel_and_builds_it():
     entry = PANELS["gap"]
     assert entry.notebook == "gap.ipynb"
     assert isinstance(entry.factory(), GapPanel)
+
+
+def test_readme_parameter_table_is_generated_from_declarations():
+    from pathlib import Path
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert markdown_table(GAP_PARAMS) in readme
