@@ -5,6 +5,6 @@ Modules: :mod:`~gapscope.kernels.dos` (densities of states), :mod:`~gapscope.ker
 :mod:`~gapscope.kernels.constants`.  Units: meV, mV, K, T, nm.
 """
 
-from . import constants, dos, gap, tunneling
+from . import constants, dos, gap, tunneling, ysr
 
-__all__ = ["constants", "dos", "gap", "tunneling"]
+__all__ = ["constants", "dos", "gap", "tunneling", "ysr"]

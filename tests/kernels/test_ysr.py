@@ -1,0 +1,201 @@
+"""YSR engine against closed forms, brute-force momentum integrals, symmetries and invariants."""
+
+import numpy as np
+import pytest
+from scipy import integrate, special
+
+from gapscope.kernels import dos, ysr
+
+NB2D = ysr.Substrate(dim=2, kf=10.0, hbar_vf=179.0, delta=1.5)
+A_NB = 0.32940   # Nb lattice constant used for the reference dimers, nm
+
+
+def s_imp(pos=(0.0, 0.0), spin=(0, 0, 1), alpha=0.7, beta=0.3):
+    return ysr.Impurity(position=pos, spin=spin, channels=[ysr.Channel("s", alpha, beta)])
+
+
+# ------------------------------------------------------------------ bare propagator vs brute force
+def brute_g0(sub, r, z):
+    """g0(r) = (1/πN0) ∫ d^dk/(2π)^d e^{ik·r} (z + ξτz + Δτx)/(z² − ξ² − Δ²), exact parabolic band.
+
+    Radial integrals by quad; the slowly converging τz part has −ξ/(ξ² + M²) subtracted and
+    added back in closed form (2D: (1/c)Re[(iπ/2)H0(qr)], 3D: (1/c)Re[(π/2)e^{iqr}]).
+    """
+    kf, c = sub.kf, sub.hbar_vf / (2 * sub.kf)       # ξ = c (k² − kF²)
+    d = sub.delta
+    M = 40.0 * d
+    q = np.sqrt(kf ** 2 + 1j * M / c)
+    xi = lambda k: c * (k * k - kf * kf)
+    den = lambda k: z * z - xi(k) ** 2 - d * d
+    if sub.dim == 2:
+        kern, norm = (lambda k: k * special.j0(k * r) / (2 * np.pi)), np.pi * sub.n0
+        sub_closed = (1 / c) * np.real(1j * np.pi / 2 * special.hankel1(0, q * r)) / (2 * np.pi)
+    else:
+        kern, norm = (lambda k: k * np.sin(k * r) / (2 * np.pi ** 2 * r)), np.pi * sub.n0
+        sub_closed = (1 / c) * np.real(np.pi / 2 * np.exp(1j * q * r)) / (2 * np.pi ** 2 * r)
+
+    def radial(f):
+        re = integrate.quad(lambda k: np.real(f(k)) * kern(k), 0, 60 * kf, limit=4000, points=[kf],
+                            epsabs=1e-13, epsrel=1e-11)[0]
+        im = integrate.quad(lambda k: np.imag(f(k)) * kern(k), 0, 60 * kf, limit=4000, points=[kf],
+                            epsabs=1e-13, epsrel=1e-11)[0]
+        return re + 1j * im
+
+    a0 = radial(lambda k: z / den(k))
+    ax = radial(lambda k: d / den(k))
+    az = radial(lambda k: xi(k) / den(k) + xi(k) / (xi(k) ** 2 + M * M)) - sub_closed
+    return np.array([[a0 + az, ax], [ax, a0 - az]]) / norm
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+@pytest.mark.parametrize("z", [0.6 + 0.0j, 0.9 + 0.05j, 2.5 + 0.05j])
+def test_g0_against_brute_force_momentum_integral(dim, z):
+    sub = ysr.Substrate(dim=dim, kf=10.0, hbar_vf=100.0, delta=1.0)
+    for r in (0.15, 0.4, 1.1):
+        a, b = ysr._radial(sub, 0, np.array(r), np.array(z))
+        ours = ysr._tau(a, b, np.array(z), sub.delta)
+        ref = brute_g0(sub, r, z)
+        np.testing.assert_allclose(ours, ref, atol=2e-4 * np.abs(ref).max())
+
+
+def test_local_green_function_gives_dynes_dos():
+    w = np.linspace(-3, 3, 61)
+    g = ysr._gloc(w + 0.02j, 1.5)
+    np.testing.assert_allclose(-np.imag(g[:, 0, 0]), dos.dynes(w, delta=1.5, gamma=0.02), rtol=1e-12)
+
+
+# ------------------------------------------------------------------ energies
+@pytest.mark.parametrize("dim", [2, 3])
+@pytest.mark.parametrize("alpha,beta", [(0.3, 0.0), (0.7, 0.3), (1.3, 0.2), (0.9, -0.5), (2.5, 1.0)])
+def test_single_impurity_energy_closed_form(dim, alpha, beta):
+    sub = ysr.Substrate(dim=dim, kf=10.0, hbar_vf=179.0, delta=1.5)
+    num = 1 - alpha ** 2 + beta ** 2
+    e0 = 1.5 * num / np.sqrt(num ** 2 + 4 * alpha ** 2)
+    np.testing.assert_allclose(ysr.energies(sub, [s_imp(alpha=alpha, beta=beta)]), [abs(e0)], atol=1e-10)
+    assert ysr.single_energy(alpha=alpha, beta=beta, delta=1.5) == pytest.approx(e0, abs=1e-14)
+
+
+def test_quantum_phase_transition():
+    b = 0.4
+    ac = ysr.critical_alpha(beta=b)
+    assert ac == pytest.approx(np.sqrt(1 + b * b))
+    assert ysr.single_energy(alpha=ac, beta=b, delta=1.0) == pytest.approx(0.0, abs=1e-15)
+    assert ysr.single_energy(alpha=ac + 0.1, beta=b, delta=1.0) < 0 < ysr.single_energy(alpha=ac - 0.1, beta=b,
+                                                                                          delta=1.0)
+    e = ysr.energies(NB2D, [s_imp(alpha=ac, beta=b)])     # a defined result at the transition
+    assert e.size == 1 and e[0] == pytest.approx(0.0, abs=1e-8)
+
+
+def test_fm_dimer_splits_and_afm_dimer_is_degenerate():
+    R = np.sqrt(2) * A_NB
+    fm = ysr.energies(NB2D, [s_imp(), s_imp(pos=(R, 0.0))])
+    np.testing.assert_allclose(fm, [0.14953, 1.00690], atol=3e-5)
+    R = np.sqrt(3) * A_NB / 2
+    afm = ysr.energies(NB2D, [s_imp(), s_imp(pos=(R, 0.0), spin=(0, 0, -1))])
+    assert afm.size == 2
+    assert afm[0] == pytest.approx(0.77540, abs=1e-5)
+    assert afm[1] - afm[0] < 1e-9                          # a double zero, found with multiplicity
+
+
+def test_afm_degeneracy_holds_for_any_common_axis_and_3d():
+    R = 0.45
+    for axis in [(1, 0, 0), (0, 1, 0), (1, 1, 1)]:
+        a = np.array(axis, float)
+        e = ysr.energies(NB2D, [s_imp(spin=a), s_imp(pos=(R, 0.2), spin=-a)])
+        assert e.size == 2 and e[1] - e[0] < 1e-9
+    sub3 = ysr.Substrate(dim=3, kf=10.0, hbar_vf=179.0, delta=1.5)
+    e = ysr.energies(sub3, [s_imp(), s_imp(pos=(0.4, 0.0), spin=(0, 0, -1))])
+    assert e.size == 2 and e[1] - e[0] < 1e-9
+    e = ysr.energies(sub3, [s_imp(), s_imp(pos=(0.4, 0.0))])
+    assert e.size == 2 and e[1] - e[0] > 1e-3
+
+
+def test_orbital_channels_are_independent_on_a_single_site():
+    imp = ysr.Impurity(channels=[ysr.Channel("dz2", 0.8, 0.1), ysr.Channel("dxy", 0.5, 0.0),
+                                 ysr.Channel("dxz", 1.2, -0.3)])
+    expected = sorted(abs(ysr.single_energy(alpha=a, beta=b, delta=1.5)) for a, b in
+                      [(0.8, 0.1), (0.5, 0.0), (1.2, -0.3)])
+    np.testing.assert_allclose(ysr.energies(NB2D, [imp]), expected, atol=1e-10)
+
+
+# ------------------------------------------------------------------ LDOS
+SUB = ysr.Substrate(dim=2, kf=10.0, hbar_vf=179.0, delta=1.5, gamma=0.02)
+
+
+def test_ldos_positive_and_bulk_far_away():
+    w = np.linspace(-3, 3, 121)
+    pts = np.array([[0.0, 0.0], [0.2, 0.1], [1.0, -0.5], [3.0, 2.0]])
+    rho = ysr.ldos(SUB, [s_imp(), s_imp(pos=(0.47, 0.0))], pts, w)
+    assert rho.min() >= 0
+    far = ysr.ldos(SUB, [s_imp()], [[400.0, 0.0]], w)[0]
+    np.testing.assert_allclose(far, dos.dynes(w, delta=1.5, gamma=0.02), atol=2e-3)
+
+
+def test_particle_hole_identities():
+    w = np.linspace(-2.5, 2.5, 51)
+    pts = np.array([[0.0, 0.0], [0.31, 0.12]])
+    imps = [s_imp(spin=(1, 0, 1)), ysr.Impurity((0.5, 0.1), (0, 1, 0), [ysr.Channel("dxz", 0.6, 0.2)])]
+    e = ysr.ldos(SUB, imps, pts, w)
+    h = ysr.ldos(SUB, imps, pts, -w, part="hole")
+    np.testing.assert_allclose(h, e, atol=1e-12)
+    m = (0.3, -0.2, 0.9)
+    e_up = ysr.ldos(SUB, imps, pts, w, spin_axis=m)
+    h_dn = ysr.ldos(SUB, imps, pts, -w, part="hole", spin_axis=tuple(-x for x in m))
+    np.testing.assert_allclose(h_dn, e_up, atol=1e-12)
+    e_dn = ysr.ldos(SUB, imps, pts, w, spin_axis=tuple(-x for x in m))
+    np.testing.assert_allclose(e_up + e_dn, e, atol=1e-12)
+
+
+def test_onsite_particle_hole_weight_ratio_and_residue():
+    a, b = 0.7, 0.3
+    E, W = ysr.residue_maps(SUB, [s_imp(alpha=a, beta=b)], [[0.0, 0.0]], tip_radius=0.0)
+    D = np.sqrt((1 - a * a + b * b) ** 2 + 4 * a * a)
+    w_plus = np.pi * a * 1.5 * (1 + (a + b) ** 2) / D ** 3
+    w_minus = np.pi * a * 1.5 * (1 + (a - b) ** 2) / D ** 3
+    e0 = ysr.single_energy(alpha=a, beta=b, delta=1.5)
+    np.testing.assert_allclose(E, [-e0, e0], atol=1e-10)
+    np.testing.assert_allclose(W[0], [w_minus, w_plus], rtol=1e-6)
+    # with Dynes broadening the on-site peak height is W/(πΓ)
+    peak = ysr.ldos(SUB, [s_imp(alpha=a, beta=b)], [[0.0, 0.0]], [e0], tip_radius=0.0)[0, 0]
+    assert peak == pytest.approx(w_plus / (np.pi * 0.02), rel=0.03)
+
+
+def test_map_oscillates_at_2kf():
+    e0 = ysr.single_energy(alpha=0.7, beta=0.0, delta=1.5)
+    r = np.linspace(1.0, 6.0, 2000)
+    rho = ysr.ldos(SUB, [s_imp(alpha=0.7, beta=0.0)], np.c_[r, np.zeros_like(r)], [e0])[:, 0]
+    bulk = dos.dynes(e0, delta=1.5, gamma=0.02)
+    y = (rho - bulk) * r                                     # undo the 1/r envelope
+    y = y - np.polyval(np.polyfit(r, y, 3), r)
+    freqs = np.fft.rfftfreq(8 * r.size, r[1] - r[0]) * 2 * np.pi
+    peak = freqs[np.argmax(np.abs(np.fft.rfft(y * np.hanning(r.size), 8 * r.size)))]
+    assert peak == pytest.approx(2 * 10.0, rel=0.01)
+
+
+@pytest.mark.parametrize("shape,pattern", [("dxz", lambda p: np.cos(p) ** 2), ("dyz", lambda p: np.sin(p) ** 2),
+                                           ("dx2-y2", lambda p: np.cos(2 * p) ** 2),
+                                           ("dxy", lambda p: np.sin(2 * p) ** 2), ("s", lambda p: np.ones_like(p))])
+def test_orbital_channel_angular_patterns(shape, pattern):
+    imp = ysr.Impurity(channels=[ysr.Channel(shape, 0.8, 0.0)])
+    E, W = ysr.residue_maps(NB2D, [imp], np.zeros((1, 2)))
+    phi = np.linspace(0, 2 * np.pi, 73)
+    r = 1.3
+    E, W = ysr.residue_maps(NB2D, [imp], np.c_[r * np.cos(phi), r * np.sin(phi)])
+    ring = W[:, -1]
+    np.testing.assert_allclose(ring / ring.max(), pattern(phi) / pattern(phi).max(), atol=1e-9)
+
+
+def test_bad_input_messages():
+    with pytest.raises(ValueError, match="rashba"):
+        ysr.Substrate(rashba=4.9)
+    with pytest.raises(ValueError, match="zero vector"):
+        ysr.Impurity(spin=(0, 0, 0))
+    with pytest.raises(ValueError, match="on top of each other"):
+        ysr.energies(NB2D, [s_imp(), s_imp()])
+    with pytest.raises(ValueError, match="gamma > 0"):
+        ysr.ldos(NB2D, [s_imp()], [[0, 0]], [0.5])
+    with pytest.raises(ValueError, match="shape"):
+        ysr.Channel("f", 1, 0)
+    # α = β exactly (singular v) still gives a finite answer
+    e = ysr.energies(NB2D, [s_imp(alpha=0.5, beta=0.5)])
+    assert e[0] == pytest.approx(abs(ysr.single_energy(alpha=0.5, beta=0.5, delta=1.5)), abs=1e-8)
