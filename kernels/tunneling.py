@@ -33,7 +33,7 @@ from . import _validate as _v
 from .constants import KB
 from .dos import SampleDOS, _dynes_anti_raw, _dynes_raw
 
-__all__ = ["didv", "current", "fermi", "thermal_kernel", "lockin_kernel", "lockin",
+__all__ = ["didv", "current", "didv_weights", "energy_grid", "fermi", "thermal_kernel", "lockin_kernel", "lockin",
            "peak_asymmetry", "resolution_fwhm", "DEFAULT_TIP_GAMMA"]
 
 #: Default Dynes broadening of a superconducting tip, meV.
@@ -362,6 +362,89 @@ def current(V: np.ndarray | float, *, sample_dos: Callable[[np.ndarray], np.ndar
     """
     V, T, td, tg, _ = _check(V, sample_dos, temperature, tip_delta, tip_gamma, 0.0)
     return _spectrum(np.atleast_1d(V), sample_dos, T, td, tg, 0.0, want_current=True).reshape(V.shape)
+
+
+def energy_grid(V: np.ndarray | float, *, temperature: float, tip_delta: float = 0.0,
+                tip_gamma: float = DEFAULT_TIP_GAMMA, vmod_rms: float = 0.0, sample_gamma: float = 0.0,
+                span_kT: float = 20.0) -> np.ndarray:
+    """Uniform sample energies (meV) that carry the weight of dI/dV at the biases V.
+
+    Step: a third of the narrowest broadening (as in :func:`didv`); range: [min(0, V), max(0, V)]
+    widened by √2·V_rms and ``span_kT``·k_BT (the Fermi factors beyond 20 k_BT are < 2e-9).
+    Use with :func:`didv_weights` when the sample DOS is expensive (maps).
+    """
+    V = _v.array("V", np.atleast_1d(V))
+    T = _v.scalar("temperature", temperature, "K", minimum=0.0)
+    td = _v.scalar("tip_delta", tip_delta, "meV", minimum=0.0)
+    tg = _v.scalar("tip_gamma", tip_gamma, "meV", minimum=0.0)
+    vm = _v.scalar("vmod_rms", vmod_rms, "mV", minimum=0.0)
+    gs = _v.scalar("sample_gamma", sample_gamma, "meV", minimum=0.0)
+    kT = KB * T
+    widths = [x for x in (kT, vm, gs, tg if td > 0 else 0.0) if x > 0]
+    a = np.sqrt(2.0) * vm
+    lo = min(0.0, float(V.min()) - a) - span_kT * kT
+    hi = max(0.0, float(V.max()) + a) + span_kT * kT
+    if td == 0.0:   # normal tip: only |E − V| ≲ span k_BT + a matters
+        lo = float(V.min()) - a - span_kT * kT
+        hi = float(V.max()) + a + span_kT * kT
+    h = min(widths) / 3.0 if widths else max(hi - lo, 1e-3) / 200.0
+    n = max(2, int(np.ceil((hi - lo) / h)) + 1)
+    return np.linspace(lo, hi, min(n, _N_MAX))
+
+
+def didv_weights(V: np.ndarray | float, E: np.ndarray, *, temperature: float, tip_delta: float = 0.0,
+                 tip_gamma: float = DEFAULT_TIP_GAMMA, vmod_rms: float = 0.0) -> np.ndarray:
+    """Linear weights w (len(V), len(E)) with dI/dV(V) ≈ w @ N_s(E) on a uniform grid E.
+
+    The measurement chain is linear in the sample DOS, so a map at one bias is a weighted
+    sum of LDOS maps at the energies E (trapezoid rule, step h):
+
+    * normal tip:  w_j(V) = h·(−f′)(E_j − V);
+    * SC tip:      w_j(V) = h·∂_V { N_t(E_j − V) [f(E_j − V) − f(E_j)] } (fourth-order difference);
+    * lock-in:     w(V) → Σ_m (2/M) sin²φ_m · w(V + √2 V_rms cos φ_m).
+
+    Units: V in mV, E in meV, T in K; returns weights in 1 (dimensionless per DOS unit).
+    """
+    V = _v.array("V", np.atleast_1d(V)).ravel()
+    E = _v.array("E", E).ravel()
+    T = _v.scalar("temperature", temperature, "K", minimum=0.0)
+    td = _v.scalar("tip_delta", tip_delta, "meV", minimum=0.0)
+    tg = _v.scalar("tip_gamma", tip_gamma, "meV", minimum=0.0)
+    vm = _v.scalar("vmod_rms", vmod_rms, "mV", minimum=0.0)
+    if E.size < 2:
+        raise ValueError("E must be a uniform grid of at least two energies")
+    h = float(E[1] - E[0])
+    kT = KB * T
+    a = np.sqrt(2.0) * vm
+    if a > 0:
+        m = int(np.clip(np.ceil(8.0 * a / h), 16, 512))
+        phi = (np.arange(m) + 0.5) * (2.0 * np.pi / m)
+        shifts, cw = a * np.cos(phi), (2.0 / m) * np.sin(phi) ** 2
+    else:
+        shifts, cw = np.zeros(1), np.ones(1)
+    Vs = (V[:, None] + shifts[None, :]).ravel()
+
+    def fermi_(x: np.ndarray) -> np.ndarray:
+        if kT == 0.0:
+            return np.where(x < 0, 1.0, np.where(x > 0, 0.0, 0.5))
+        return 0.5 * (1.0 - np.tanh(0.5 * x / kT))
+
+    if td == 0.0:
+        if kT == 0.0:   # −f′ is a δ: linear interpolation weights
+            w = np.clip(1.0 - np.abs(E[None, :] - Vs[:, None]) / h, 0.0, None)
+        else:
+            x = E[None, :] - Vs[:, None]
+            w = h / (4.0 * kT * np.cosh(np.clip(0.5 * x / kT, -350, 350)) ** 2)
+    else:
+        d = 0.5 * min(x for x in (tg, kT, h) if x > 0) if any(x > 0 for x in (tg, kT)) else 0.5 * h
+
+        def K(v: np.ndarray) -> np.ndarray:
+            x = E[None, :] - v[:, None]
+            nt = _dynes_raw(x, td, tg) if tg > 0 else np.real(_dynes_raw(x, td, 1e-9))
+            return h * nt * (fermi_(x) - fermi_(E)[None, :])
+
+        w = (K(Vs - 2 * d) - 8 * K(Vs - d) + 8 * K(Vs + d) - K(Vs + 2 * d)) / (12.0 * d)
+    return (w.reshape(V.size, shifts.size, E.size) * cw[None, :, None]).sum(axis=1)
 
 
 def peak_asymmetry(V: np.ndarray, G: np.ndarray, *, background: float = 1.0,

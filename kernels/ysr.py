@@ -280,7 +280,7 @@ def _sites(sub: Substrate, impurities: Sequence[Impurity]) -> list[_Site]:
             acc = merged.setdefault(key, [0.0, 0.0])
             acc[0] += ch.alpha
             acc[1] += ch.beta
-        chans = [(k, a, b) for k, (a, b) in merged.items() if a != 0.0 or b != 0.0]
+        chans = [(k, a, b) for k, (a, b) in merged.items()]   # zero channels kept: stable cache keys
         out.append(_Site(np.asarray(imp.position, float), imp.direction, chans))
     pos = np.array([s.position for s in out])
     for i in range(len(out)):
@@ -395,38 +395,149 @@ class Propagators:
             phi_t[:, :, c], phib_t[:, :, c] = self._map_channel(shape, dx, dy, z, tip_radius)
         return phi_t, phib_t
 
-    def _map_channel(self, shape: str, dx: np.ndarray, dy: np.ndarray, z: np.ndarray, rc: float
-                     ) -> tuple[np.ndarray, np.ndarray]:
+    def map_propagators_tabulated(self, points: np.ndarray, z: np.ndarray, tip_radius: float
+                                  ) -> tuple[np.ndarray, np.ndarray]:
+        """As :meth:`map_propagators`, with f_n(ρ) tabulated on a radial grid per energy and
+        interpolated (4-point Lagrange); the cost is set by the grid, not by the pixel count."""
+        pts = np.asarray(points, dtype=float).reshape(-1, 2)
+        z = np.atleast_1d(np.asarray(z, dtype=complex))
+        provider = self._tabulated_radial(pts, z, float(tip_radius))
+        C = len(self.index)
+        phi_t = np.zeros((pts.shape[0], z.size, C, 2, 2), dtype=complex)
+        phib_t = np.zeros_like(phi_t)
+        for c, (i, shape) in enumerate(self.index):
+            dx = pts[:, 0] - self.sites[i].position[0]
+            dy = pts[:, 1] - self.sites[i].position[1]
+            phi_t[:, :, c], phib_t[:, :, c] = self._map_channel(shape, dx, dy, z, float(tip_radius), provider(i))
+        return phi_t, phib_t
+
+    def _map_channel(self, shape: str, dx: np.ndarray, dy: np.ndarray, z: np.ndarray, rc: float,
+                     radial=None) -> tuple[np.ndarray, np.ndarray]:
+        """τ-blocks of Φ and Φ̄ for one channel, (P, E, 2, 2) each."""
+        A, B, Ab, Bb = self._map_coeffs(shape, dx, dy, z, rc, radial)
+        zz = z[None, :]
+        return _tau(A, B, zz, self.sub.delta), _tau(Ab, Bb, zz, self.sub.delta)
+
+    def _map_coeffs(self, shape: str, dx: np.ndarray, dy: np.ndarray, z: np.ndarray, rc: float,
+                    radial=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Without SOC every propagator is A·(z + Δτ_x)/Ω + B·τ_z: return (A, B) of Φ and of Φ̄, (P, E)."""
         sub = self.sub
         d2 = dx * dx + dy * dy
         rho = np.sqrt(d2 + rc * rc)
         onsite = rho == 0.0
         rr = np.where(onsite, 1.0, rho)[:, None]
         zz = z[None, :]
+        if radial is None:
+            def radial(n, r):
+                return _radial(sub, n, r, zz)
         if sub.dim == 3:
             l, y = _y3d(shape, dx, dy, np.full_like(dx, rc), np.where(onsite, 1.0, rho))
-            a, b = _radial(sub, l, rr, zz)
-            blk = _tau(a, b, zz, sub.delta) * y[:, None, None, None]
-            if np.any(onsite):
-                blk[onsite] = _gloc(z, sub.delta)[None] * (1.0 if l == 0 else 0.0)
-            return blk, blk
+            a, b = radial(l, rr)
+            A, B = a * y[:, None], b * y[:, None]
+            if np.any(onsite):                     # g_loc = −(z + Δτ_x)/Ω for s, 0 otherwise
+                A[onsite], B[onsite] = (-1.0 if l == 0 else 0.0), 0.0
+            return A, B, A, B
         m, coeffs = SHAPES[shape]
-        phi_acc = np.zeros((dx.size, z.size, 2, 2), dtype=complex)
-        phib_acc = np.zeros_like(phi_acc)
+        A = np.zeros((dx.size, z.size), dtype=complex)
+        B = np.zeros_like(A)
+        Ab = np.zeros_like(A)
+        Bb = np.zeros_like(A)
         ex = np.where(onsite, 0.0, dx / np.where(onsite, 1.0, rho))
         ey = np.where(onsite, 0.0, dy / np.where(onsite, 1.0, rho))
         for p, ap in coeffs.items():
-            a, b = _radial(sub, p, rr, zz)
-            fn = _tau(a, b, zz, sub.delta)
+            a, b = radial(p, rr)
             k = abs(p)
-            ang_plus = (ex + 1j * ey) ** k if p >= 0 else (ex - 1j * ey) ** k      # e^{ipφ} → ((x ± iy)/ρ)^|p|
-            # Γ_p(d) = i^p e^{ipφ_d} f_p(|d|);  Γ_p(−d) = i^p e^{ip(φ_d+π)} f_p = (−1)^p Γ_p(d)
-            gam = (1j ** p) * ang_plus[:, None, None, None] * fn
+            # Γ_p(d) = i^p e^{ipφ_d} f_p(|d|), e^{ipφ} → ((x ± iy)/ρ)^|p|;  Γ_p(−d) = (−1)^p Γ_p(d)
+            ang = ((1j ** p) * ((ex + 1j * ey) ** k if p >= 0 else (ex - 1j * ey) ** k))[:, None]
             if np.any(onsite):
-                gam[onsite] = _gloc(z, sub.delta)[None] if p == 0 else 0.0
-            phi_acc += ap * gam                       # Φ = (−i)^m Σ a_p Γ_p(r − R)
-            phib_acc += ap * ((-1.0) ** p) * gam      # Φ̄ = i^m Σ a_p Γ_p(R − r)
-        return ((-1j) ** m) * phi_acc, (1j ** m) * phib_acc
+                ang = np.where(onsite[:, None], 0.0, ang)
+                if p == 0:
+                    a = np.where(onsite[:, None], -1.0, a)
+                    b = np.where(onsite[:, None], 0.0, b)
+                    ang = np.where(onsite[:, None], 1.0, ang)
+            ga, gb = ang * a, ang * b
+            sgn = (-1.0) ** p
+            A += ap * ga                               # Φ = (−i)^m Σ a_p Γ_p(r − R)
+            B += ap * gb
+            Ab += (ap * sgn) * ga                      # Φ̄ = i^m Σ a_p Γ_p(R − r)
+            Bb += (ap * sgn) * gb
+        ph, phb = (-1j) ** m, 1j ** m
+        return ph * A, ph * B, phb * Ab, phb * Bb
+
+    def reduced_map(self, points: np.ndarray, z: np.ndarray, tip_radius: float, part: str,
+                    tabulate: bool = True) -> np.ndarray:
+        """Y[p, e, (c τ1), (c′ τ2)] = Σ_{τ∈part} Φ̄_c[τ1, τ] Φ_c′[τ, τ2]: Tr[P Φ t Φ̄] = Σ Y ⊙ T̃ᵀ."""
+        pts = np.asarray(points, dtype=float).reshape(-1, 2)
+        z = np.atleast_1d(np.asarray(z, dtype=complex))
+        rc = float(tip_radius)
+        C = len(self.index)
+        om = _omega(z, self.sub.delta)
+        mz, md = (z / om)[None, :], (self.sub.delta / om)[None, :]
+        taus = {"electron": (0,), "hole": (1,), "total": (0, 1)}[part]
+        radial_for = self._tabulated_radial(pts, z, rc) if tabulate else (lambda i, sl=None: None)
+        out = np.empty((pts.shape[0], z.size, 2 * C, 2 * C), dtype=np.complex64)   # cache: single precision
+        step = max(1, int(2e5 // max(z.size * C * C, 1)))
+        for lo in range(0, pts.shape[0], step):
+            sl = slice(lo, lo + step)
+            out[sl] = self._reduced_chunk(pts[sl], z, rc, taus, mz, md, lambda i: radial_for(i, sl))
+        return out
+
+    def _reduced_chunk(self, pts, z, rc, taus, mz, md, radial_for) -> np.ndarray:
+        C = len(self.index)
+        # row τ of Φ_c′: τ=e → [A z/Ω + B, AΔ/Ω], τ=h → [AΔ/Ω, A z/Ω − B]; column τ of Φ̄_c likewise
+        rows = {t: np.empty((pts.shape[0], z.size, 2 * C), dtype=complex) for t in taus}
+        cols = {t: np.empty((pts.shape[0], z.size, 2 * C), dtype=complex) for t in taus}
+        for c, (i, shape) in enumerate(self.index):
+            dx = pts[:, 0] - self.sites[i].position[0]
+            dy = pts[:, 1] - self.sites[i].position[1]
+            A, B, Ab, Bb = self._map_coeffs(shape, dx, dy, z, rc, radial_for(i))
+            for t in taus:
+                sgn = 1.0 if t == 0 else -1.0
+                ad, bd = A * md, Ab * md
+                if t == 0:
+                    rows[t][:, :, 2 * c], rows[t][:, :, 2 * c + 1] = A * mz + B, ad
+                    cols[t][:, :, 2 * c], cols[t][:, :, 2 * c + 1] = Ab * mz + Bb, bd
+                else:
+                    rows[t][:, :, 2 * c], rows[t][:, :, 2 * c + 1] = ad, A * mz + sgn * B
+                    cols[t][:, :, 2 * c], cols[t][:, :, 2 * c + 1] = bd, Ab * mz + sgn * Bb
+        y = cols[taus[0]][..., :, None] * rows[taus[0]][..., None, :]
+        for t in taus[1:]:
+            y += cols[t][..., :, None] * rows[t][..., None, :]
+        return y
+
+    def _tabulated_radial(self, pts: np.ndarray, z: np.ndarray, rc: float, points_per_wavelength: int = 48):
+        """Per site, a radial provider interpolating f_n(ρ) from a table (4-point Lagrange)."""
+        rhos = [np.sqrt((pts[:, 0] - s.position[0]) ** 2 + (pts[:, 1] - s.position[1]) ** 2 + rc * rc)
+                for s in self.sites]
+        allr = np.concatenate(rhos)
+        pos = allr[allr > 0]
+        if pos.size == 0:
+            return lambda i, sl=None: None
+        r0, r1 = float(pos.min()), float(pos.max())
+        hr = min(2.0 * np.pi / self.sub.kf / points_per_wavelength, 0.25 * r0)
+        nr = int(np.ceil((r1 - r0) / hr)) + 4
+        if nr > 20000 or nr > 4 * pts.shape[0]:          # a table would cost more than direct evaluation
+            return lambda i, sl=None: None
+        base = r0 - hr
+        grid = np.maximum(base + hr * np.arange(nr), 0.5 * r0)
+        table: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+        def provider(i: int, sl: slice = slice(None)):
+            rho = np.where(rhos[i][sl] == 0.0, r0, rhos[i][sl])
+            j0 = np.clip(np.floor((rho - base) / hr).astype(np.intp), 1, nr - 3)
+            t = (rho - base) / hr - j0
+            lag = [(-t * (t - 1) * (t - 2) / 6)[:, None], ((t + 1) * (t - 1) * (t - 2) / 2)[:, None],
+                   (-(t + 1) * t * (t - 2) / 2)[:, None], ((t + 1) * t * (t - 1) / 6)[:, None]]
+
+            def radial(n: int, rr: np.ndarray):
+                if n not in table:
+                    table[n] = _radial(self.sub, n, grid[:, None], z[None, :])
+                ta, tb = table[n]
+                a = lag[0] * ta[j0 - 1] + lag[1] * ta[j0] + lag[2] * ta[j0 + 1] + lag[3] * ta[j0 + 2]
+                b = lag[0] * tb[j0 - 1] + lag[1] * tb[j0] + lag[2] * tb[j0 + 1] + lag[3] * tb[j0 + 2]
+                return a, b
+            return radial
+        return provider
 
 
 def _kron_s0(t: np.ndarray) -> np.ndarray:
@@ -613,3 +724,133 @@ def _contract(phi_t: np.ndarray, phib_t: np.ndarray, t: np.ndarray, proj: np.nda
     left = np.einsum("ab,pebc->peac", proj, full)          # P·Φ
     tmp = np.einsum("peac,ecd->pead", left, t)             # PΦt
     return -0.5 * np.imag(np.einsum("pead,peda->pe", tmp, fullb))
+
+
+# ----------------------------------------------------------------------------- cached engine
+def _spin_matrix(spin_axis: Sequence[float] | None) -> np.ndarray:
+    if spin_axis is None:
+        return _S0.copy()
+    m = np.asarray(spin_axis, dtype=float)
+    if m.shape != (3,) or not np.all(np.isfinite(m)) or np.linalg.norm(m) == 0:
+        raise ValueError("spin_axis must be a non-zero finite 3-vector (or None for spin-summed)")
+    m = m / np.linalg.norm(m)
+    return 0.5 * (_S0 + m[0] * _SX + m[1] * _SY + m[2] * _SZ)
+
+
+def _tau_projector(part: str) -> np.ndarray:
+    try:
+        return {"electron": np.diag([1.0, 0.0]), "hole": np.diag([0.0, 1.0]), "total": np.eye(2)}[part].astype(complex)
+    except KeyError:
+        raise ValueError(f"part must be 'electron', 'hole' or 'total', got {part!r}") from None
+
+
+def _spin_traced_t(t: np.ndarray, spin: np.ndarray) -> np.ndarray:
+    """T̃[e, (c' τ2), (c τ1)] = Σ_{s1 s2} t[(c' τ2 s2), (c τ1 s1)] S[s1, s2]."""
+    E, n, _ = t.shape
+    C2 = n // 2
+    t6 = t.reshape(E, C2, 2, C2, 2)                    # (e, c'τ2, s2, cτ1, s1)
+    return np.einsum("eaybx,xy->eab", t6, spin)
+
+
+class Engine:
+    """YSR computations with caches for everything a coupling slider does not change.
+
+    The channel propagator 𝒢(z), the map propagators Φ, Φ̄ and their contraction with the
+    tip projector depend on the substrate and on positions and channel shapes, not on
+    α, β or the spin directions.  :meth:`update` swaps couplings and spins and keeps the
+    caches; a J (α) change then costs the small solves t(z) = (1 − v𝒢)⁻¹v and one
+    matrix–vector product per map.
+    """
+
+    def __init__(self, substrate: Substrate, impurities: Sequence[Impurity], *, cache_mb: float = 512.0) -> None:
+        self.cache_bytes = cache_mb * 2 ** 20
+        self._set(substrate, impurities)
+        self._g: dict = {}
+        self._y: dict = {}
+
+    def _set(self, substrate: Substrate, impurities: Sequence[Impurity]) -> None:
+        self.substrate = substrate
+        self.impurities = list(impurities)
+        self.prop = Propagators(substrate, impurities)
+        self.key = (substrate, tuple((s.position.tobytes(), tuple(k for k, _, _ in s.channels))
+                                     for s in self.prop.sites))
+
+    def update(self, substrate: Substrate, impurities: Sequence[Impurity]) -> "Engine":
+        """Take new parameters; keep the caches when only couplings and spins changed."""
+        old = self.key
+        self._set(substrate, impurities)
+        if self.key != old:
+            self._g.clear()
+            self._y.clear()
+        return self
+
+    # ---- pieces
+    def channel_matrix(self, z: np.ndarray) -> np.ndarray:
+        k = z.tobytes()
+        if k not in self._g:
+            if len(self._g) > 8:
+                self._g.clear()
+            self._g[k] = self.prop.channel_matrix(z)
+        return self._g[k]
+
+    def t_matrix(self, z: np.ndarray) -> np.ndarray:
+        return solve_t(self.prop, z, self.channel_matrix(z))
+
+    def _reduced(self, points: np.ndarray, z: np.ndarray, rc: float, part: str) -> np.ndarray:
+        k = (points.tobytes(), z.tobytes(), rc, part)
+        if k in self._y:
+            return self._y[k]
+        _tau_projector(part)
+        out = self.prop.reduced_map(points, z, rc, part, tabulate=points.shape[0] * z.size > 2000)
+        if out.nbytes <= self.cache_bytes:
+            if sum(v.nbytes for v in self._y.values()) + out.nbytes > self.cache_bytes:
+                self._y.clear()
+            self._y[k] = out
+        return out
+
+    def _bulk(self, z: np.ndarray, part: str, spin: np.ndarray) -> np.ndarray:
+        g = _gloc(z, self.substrate.delta)
+        return -0.5 * np.imag(np.einsum("eab,ba->e", g, _tau_projector(part)) * np.trace(spin))
+
+    # ---- results
+    def ldos(self, points: np.ndarray, energies: np.ndarray, *, part: str = "electron",
+             spin_axis: Sequence[float] | None = None, tip_radius: float = 0.1) -> np.ndarray:
+        """As :func:`ldos` (n_points, n_energies), with caching."""
+        if self.substrate.gamma <= 0.0:
+            raise ValueError("ldos needs substrate.gamma > 0: at Γ = 0 the in-gap LDOS is a sum of δ peaks "
+                             "(use ysr.residue_maps for their weights)")
+        pts = _v.array("points", points).reshape(-1, 2)
+        w = _v.array("energies", energies).ravel()
+        rc = _v.scalar("tip_radius", tip_radius, "nm", minimum=0.0)
+        spin = _spin_matrix(spin_axis)
+        z = w + 1j * self.substrate.gamma
+        y = self._reduced(pts, z, rc, part)
+        tt = _spin_traced_t(self.t_matrix(z), spin)
+        corr = -0.5 * np.imag(np.einsum("peab,eba->pe", y, tt))
+        return self._bulk(z, part, spin)[None, :] + corr
+
+    def weighted_map(self, points: np.ndarray, energies: np.ndarray, weights: np.ndarray, *,
+                     part: str = "electron", spin_axis: Sequence[float] | None = None,
+                     tip_radius: float = 0.1, prune: float = 1e-4) -> np.ndarray:
+        """Σ_j w_j ρ(r, E_j) at every point: a dI/dV map when w are tunnelling weights.
+
+        Energies whose |w_j| is below ``prune``·max|w| are skipped.
+        """
+        if self.substrate.gamma <= 0.0:
+            raise ValueError("maps need substrate.gamma > 0 (use ysr.residue_maps at Γ = 0)")
+        pts = _v.array("points", points).reshape(-1, 2)
+        w = _v.array("weights", weights).ravel()
+        e = _v.array("energies", energies).ravel()
+        keep = np.abs(w) >= prune * np.abs(w).max() if np.any(w) else np.zeros(w.size, bool)
+        if not np.any(keep):
+            return np.zeros(pts.shape[0])
+        e, w = e[keep], w[keep]
+        rc = _v.scalar("tip_radius", tip_radius, "nm", minimum=0.0)
+        spin = _spin_matrix(spin_axis)
+        z = e + 1j * self.substrate.gamma
+        y = self._reduced(pts, z, rc, part)
+        tt = _spin_traced_t(self.t_matrix(z), spin) * w[:, None, None]
+        P = pts.shape[0]
+        vec = np.swapaxes(tt, 1, 2).reshape(-1).astype(y.dtype)
+        corr = -0.5 * np.imag(y.reshape(P, -1) @ vec).astype(float)
+        return float(self._bulk(z, part, spin) @ w) + corr
