@@ -10,9 +10,11 @@ import time
 
 import numpy as np
 
-from gapscope.kernels import dos, tunneling
+import argparse
+
+from gapscope.kernels import dos, tunneling, ysr
 from gapscope.kernels.constants import KB
-from gapscope.widgets import PRESETS, GapPanel
+from gapscope.widgets import PRESETS, GapPanel, ShibaPanel
 
 
 def best(f, repeat: int = 15) -> float:
@@ -65,6 +67,62 @@ def panel_row(name: str, preset: str | None, **extra) -> None:
           f"full refresh {r_best * 1e3:7.2f} ms (median {r_med * 1e3:6.2f})   widget part ≈ {(r_med - k_med) * 1e3:6.2f} ms")
 
 
+def shiba_rows(full_naive: bool) -> None:
+    print("\nShiba panel kernels (Nb-like 2D band, k_F 10/nm, ħv_F 179 meV·nm, Δ 1.5, Γ 0.0259 meV, one s channel)")
+    sub = ysr.Substrate(dim=2, kf=10.0, hbar_vf=179.0, delta=1.5, gamma=0.0259)
+    imp = lambda a: [ysr.Impurity(channels=[ysr.Channel("s", a, 0.3)])]
+    chain = dict(temperature=0.32, tip_delta=1.43, tip_gamma=0.0259, vmod_rms=0.02)
+    V = np.linspace(-3.5, 3.5, 1000)
+    eng = ysr.Engine(sub, imp(0.7))
+    tip = np.array([[0.15, 0.0]])
+    spec = lambda: tunneling.didv(V, sample_dos=lambda E: eng.ldos(tip, E)[0], **chain)
+    spec()
+    alphas = iter(np.linspace(0.5, 1.2, 10000))
+
+    def j_spectrum():
+        eng.update(sub, imp(next(alphas)))
+        spec()
+    b, m = best(j_spectrum)
+    print(f"  spectrum, 1000 biases, SC tip + lock-in, after a J change      {b * 1e3:8.2f} ms (median {m * 1e3:.2f})")
+    eng_cold = lambda: tunneling.didv(V, sample_dos=lambda E: ysr.ldos(sub, imp(0.7), tip, E)[0], **chain)
+    b2, m2 = best(eng_cold, 5)
+    print(f"  same, naive (propagators rebuilt every call)                     {b2 * 1e3:8.2f} ms (median {m2 * 1e3:.2f})")
+
+    for label, ch in (("normal tip, 0.32 K", dict(temperature=0.32)), ("SC tip Δ_t 1.43 meV + lock-in", chain)):
+        bias = np.array([0.59 + ch.get("tip_delta", 0.0)])
+        E = tunneling.energy_grid(bias, sample_gamma=sub.gamma, **ch)
+        w = tunneling.didv_weights(bias, E, **ch)[0]
+        x = np.linspace(-2.5, 2.5, 128)
+        X, Y = np.meshgrid(x, x)
+        pts = np.c_[X.ravel(), Y.ravel()]
+        t0 = time.perf_counter()
+        e2 = ysr.Engine(sub, imp(0.7))
+        e2.weighted_map(pts, E, w)
+        cold = time.perf_counter() - t0
+        alphas = iter(np.linspace(0.5, 1.2, 10000))
+
+        def j_map():
+            e2.update(sub, imp(next(alphas)))
+            e2.weighted_map(pts, E, w)
+        bj, mj = best(j_map, 7)
+        n_naive = pts.shape[0] if full_naive else 256
+        keep = np.abs(w) >= 1e-4 * np.abs(w).max()
+        t0 = time.perf_counter()
+        for p in pts[:n_naive]:                      # per-pixel loop, nothing cached
+            ysr.ldos(sub, imp(0.7), p[None, :], E[keep]) @ w[keep]
+        naive = (time.perf_counter() - t0) * pts.shape[0] / n_naive
+        note = "" if full_naive else f" (extrapolated from {n_naive} pixels)"
+        print(f"  128² map, {label:<30} ({keep.sum()} energies): after J change {bj * 1e3:7.2f} ms "
+              f"(median {mj * 1e3:.2f}); after a Δ/k_F change {cold * 1e3:7.0f} ms; naive per-pixel loop "
+              f"{naive:7.1f} s{note}")
+
+    p = ShibaPanel()
+    alphas = iter(np.linspace(0.5, 1.2, 10000))
+    b, m = best(lambda: p.controls["alpha"].set_trait("value", float(next(alphas))), 7)
+    print(f"  Shiba panel, full refresh after an α change (spectrum + 128² SC-tip map + PNG)  {b * 1e3:7.1f} ms "
+          f"(median {m * 1e3:.1f})")
+
+
 def main() -> None:
     print("gapscope benchmark — one panel update of a 1000-point spectrum (2 cores; best and median of 15)\n")
     print("Gap panel")
@@ -89,4 +147,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--full-naive", action="store_true", help="time the naive map over all 128² pixels")
+    args = ap.parse_args()
     main()
+    shiba_rows(args.full_naive)

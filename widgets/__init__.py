@@ -8,6 +8,7 @@ from .gap_panel import GAP_PARAMS, PRESETS, GapPanel
 from .panel import Panel, PanelInputError
 from .params import Param, ParamControl, check_against, markdown_table
 from .registry import PANELS, PanelEntry, gallery
+from .shiba_panel import SHIBA_PARAMS, SHIBA_PRESETS, ShibaPanel
 
-__all__ = ["GapPanel", "GAP_PARAMS", "PRESETS", "Panel", "PanelInputError", "Param", "ParamControl",
+__all__ = ["ShibaPanel", "SHIBA_PARAMS", "SHIBA_PRESETS", "GapPanel", "GAP_PARAMS", "PRESETS", "Panel", "PanelInputError", "Param", "ParamControl",
            "check_against", "markdown_table", "PANELS", "PanelEntry", "gallery"]

@@ -173,9 +173,10 @@ class Panel:
         return True
 
     def _adapt_live_updates(self) -> None:
-        live = self.last_redraw_s <= self.LIVE_BUDGET
+        """Continuous updates for cheap parameters while a redraw is measured to be fast."""
+        fast = self.last_redraw_s <= self.LIVE_BUDGET
         for c in self.controls.values():
-            c.set_continuous(live)
+            c.set_continuous(fast and c.param.live)
 
     def show_message(self, text: str, level: str = "info") -> None:
         colour = {"error": "#b00020", "warning": "#8a5a00", "info": "#555"}[level]

@@ -45,6 +45,8 @@ class Param:
         One line for the help table.
     integer : bool
         Integer-valued parameter (integer slider and box).
+    live : bool
+        Redraw while the slider is dragged (cheap) or only on release (expensive to change).
     """
 
     name: str
@@ -56,6 +58,7 @@ class Param:
     step: float
     doc: str = ""
     integer: bool = False
+    live: bool = True
 
     def __post_init__(self) -> None:
         lo, hi = self.slider
@@ -155,14 +158,20 @@ class ParamControl(w.HBox):
 
 
 def check_against(params: Iterable[Param], kernels: Sequence[Callable], *, extra: Iterable[str] = ()) -> None:
-    """Raise ``TypeError`` unless every declared name is a keyword-only argument of a kernel.
+    """Raise ``TypeError`` unless every declared name is a keyword argument of a kernel.
+
+    For functions only keyword-only arguments count (the positional ones are data such as
+    energies); for classes (model records such as ``ysr.Substrate``) every field counts.
 
     ``extra`` lists names that are deliberately panel-level (e.g. a plot window).
     """
     accepted: set[str] = set(extra)
+    named = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     for k in kernels:
-        accepted |= {n for n, p in inspect.signature(k).parameters.items()
-                     if p.kind is inspect.Parameter.KEYWORD_ONLY}
+        params = list(inspect.signature(k).parameters.values())
+        if not isinstance(k, type):       # functions: the first positional argument is the data (E, V, …)
+            params = [p for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY]
+        accepted |= {p.name for p in params if p.kind in named}
     missing = [p.name for p in params if p.name not in accepted]
     if missing:
         names = ", ".join(getattr(k, "__qualname__", repr(k)) for k in kernels)

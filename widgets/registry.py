@@ -10,6 +10,7 @@ import ipywidgets as w
 
 from .gap_panel import GapPanel
 from .panel import Panel
+from .shiba_panel import ShibaPanel
 
 __all__ = ["PanelEntry", "PANELS", "gallery"]
 
@@ -28,6 +29,11 @@ PANELS: dict[str, PanelEntry] = {e.key: e for e in (
                "Dynes, anisotropic-s and d-wave gaps; normal or superconducting tip; temperature and lock-in; "
                "Δ(φ) and BCS Δ(T). Presets: Pb(111), Ni–Pb alloy, Nb(110) with a Nb tip.",
                "gap.ipynb", GapPanel),
+    PanelEntry("shiba", "Yu-Shiba-Rusinov states",
+               "A magnetic adatom with orbital channels: turn the exchange α and watch the in-gap peak move and "
+               "cross zero; dI/dV map at any bias (click it to move the tip); normal or superconducting tip. "
+               "Presets: Mn on Nb(110), Cr on β-Bi₂Pd.",
+               "shiba.ipynb", ShibaPanel),
 )}
 
 

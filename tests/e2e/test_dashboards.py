@@ -44,3 +44,29 @@ def test_gap_dashboard_slider_moves_curve(page, voila_url):
                            " return i && Math.abs(parseFloat(i.value) - 1.2) < 1e-6; }", timeout=30_000)
     assert "Traceback" not in page.content()
     assert page.errors == []
+
+
+def test_shiba_dashboard_alpha_slider_and_map_click(page, voila_url):
+    page.goto(f"{voila_url}/voila/render/shiba.ipynb")
+    page.wait_for_selector(LINE, timeout=90_000)
+    page.wait_for_function("sel => [...document.querySelectorAll(sel)].filter(e => (e.getAttribute('d') || '')"
+                           ".length > 200).length === 2", arg=LINE, timeout=60_000)
+    image = page.wait_for_selector(".gs-map image", timeout=30_000)
+    href0 = image.get_attribute("href")
+    before = line_paths(page)
+    handle = page.wait_for_selector(".gs-param-alpha .noUi-handle", timeout=30_000)
+    handle.focus()
+    for _ in range(5):
+        page.keyboard.press("ArrowRight")      # α 0.70 → 0.75: the YSR peak moves
+    changed = ("([sel, old]) => { const d = [...document.querySelectorAll(sel)].map(e => e.getAttribute('d') || '')"
+               ".filter(x => x.length > 200); return d.length === old.length && d.some((x, i) => x !== old[i]); }")
+    page.wait_for_function(changed, arg=[LINE, before], timeout=60_000)
+    page.wait_for_function("old => { const i = document.querySelector('.gs-map image');"
+                           " return i && i.getAttribute('href') !== old; }", arg=href0, timeout=60_000)
+    # click on the map away from the tip: the spectrum is recomputed at the new position
+    before = line_paths(page)
+    box = page.locator(".gs-map image").bounding_box()
+    page.mouse.click(box["x"] + 0.8 * box["width"], box["y"] + 0.3 * box["height"])
+    page.wait_for_function(changed, arg=[LINE, before], timeout=60_000)
+    assert "Traceback" not in page.content()
+    assert page.errors == []

@@ -199,3 +199,42 @@ def test_bad_input_messages():
     # α = β exactly (singular v) still gives a finite answer
     e = ysr.energies(NB2D, [s_imp(alpha=0.5, beta=0.5)])
     assert e[0] == pytest.approx(abs(ysr.single_energy(alpha=0.5, beta=0.5, delta=1.5)), abs=1e-8)
+
+
+# ------------------------------------------------------------------ cached engine
+@pytest.mark.parametrize("imps", [
+    [s_imp()],                                                          # isotropic: radial shortcut
+    [ysr.Impurity(channels=[ysr.Channel("dxz", 0.9, 0.2)])],
+    [s_imp(), ysr.Impurity((0.47, 0.1), (1, 0, 0), [ysr.Channel("dxy", 0.6, -0.1)])],
+], ids=["s", "dxz", "dimer"])
+def test_engine_maps_equal_direct_sums(imps):
+    from gapscope.kernels import tunneling as tn
+    x = np.linspace(-1.5, 1.5, 40)
+    X, Y = np.meshgrid(x, x)
+    pts = np.c_[X.ravel(), Y.ravel()]
+    chain = dict(temperature=0.3, tip_delta=1.43, tip_gamma=0.03, vmod_rms=0.02)
+    bias = np.array([2.0])
+    E = tn.energy_grid(bias, sample_gamma=SUB.gamma, **chain)
+    w = tn.didv_weights(bias, E, **chain)[0]
+    keep = np.abs(w) >= 1e-4 * np.abs(w).max()
+    ref = ysr.ldos(SUB, imps, pts, E[keep]) @ w[keep]
+    eng = ysr.Engine(SUB, imps)
+    np.testing.assert_allclose(eng.weighted_map(pts, E, w), ref, atol=1e-4 * np.abs(ref).max())
+    # a coupling change reuses the cached propagators and still matches
+    new = [ysr.Impurity(i.position, i.spin, [ysr.Channel(c.shape, c.alpha + 0.2, c.beta) for c in i.channels])
+           for i in imps]
+    eng.update(SUB, new)
+    assert eng._y                                                      # cache kept
+    ref2 = ysr.ldos(SUB, new, pts, E[keep]) @ w[keep]
+    np.testing.assert_allclose(eng.weighted_map(pts, E, w), ref2, atol=1e-4 * np.abs(ref2).max())
+
+
+def test_engine_ldos_equals_function_and_geometry_change_drops_cache():
+    imps = [s_imp(), ysr.Impurity((0.5, 0.2), (1, 0, -1), [ysr.Channel("dx2-y2", 0.6, 0.0)])]
+    pts = np.random.default_rng(0).uniform(-2, 2, (20, 2))
+    w = np.linspace(-2, 2, 21)
+    eng = ysr.Engine(SUB, imps)
+    for kw in [dict(), dict(part="hole"), dict(spin_axis=(0.3, 0.2, 0.9))]:
+        np.testing.assert_allclose(eng.ldos(pts, w, **kw), ysr.ldos(SUB, imps, pts, w, **kw), rtol=1e-6, atol=1e-9)
+    eng.update(SUB, [s_imp(), s_imp(pos=(0.6, 0.0))])
+    assert not eng._y and not eng._g

@@ -1,0 +1,28 @@
+"""Images for map marks: a perceptual colour map and PNG encoding (no physics)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+# Viridis sampled at 9 points (matplotlib's table), interpolated linearly in between.
+_ANCHORS = np.array([
+    [68, 1, 84], [71, 44, 122], [59, 81, 139], [44, 113, 142], [33, 144, 141],
+    [39, 173, 129], [92, 200, 99], [170, 220, 50], [253, 231, 37]], dtype=float)
+_LUT = np.stack([np.interp(np.linspace(0, 8, 256), np.arange(9), _ANCHORS[:, k]) for k in range(3)],
+                axis=1).astype(np.uint8)
+
+
+def to_png(values: np.ndarray, vmin: float | None = None, vmax: float | None = None) -> bytes:
+    """PNG bytes of a 2D array (row 0 drawn at the top), viridis between vmin and vmax."""
+    from PIL import Image
+
+    a = np.asarray(values, dtype=float)
+    lo = float(np.nanmin(a)) if vmin is None else vmin
+    hi = float(np.nanmax(a)) if vmax is None else vmax
+    scale = 255.0 / (hi - lo) if hi > lo else 0.0
+    idx = np.clip(np.nan_to_num((a - lo) * scale, nan=0.0), 0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(_LUT[idx], mode="RGB").save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
