@@ -507,7 +507,7 @@ class Propagators:
                     cols[t][:, :, 2 * c], cols[t][:, :, 2 * c + 1] = bd, Ab * mz + sgn * Bb
         return np.stack([rows[t] for t in taus]), np.stack([cols[t] for t in taus])
 
-    def _tabulated_radial(self, pts: np.ndarray, z: np.ndarray, rc: float, points_per_wavelength: int = 48):
+    def _tabulated_radial(self, pts: np.ndarray, z: np.ndarray, rc: float, points_per_wavelength: int = 64):
         """Per site, a radial provider interpolating f_n(ρ) from a table (4-point Lagrange)."""
         rhos = [np.sqrt((pts[:, 0] - s.position[0]) ** 2 + (pts[:, 1] - s.position[1]) ** 2 + rc * rc)
                 for s in self.sites]
@@ -516,7 +516,7 @@ class Propagators:
         if pos.size == 0:
             return lambda i, sl=None: None
         r0, r1 = float(pos.min()), float(pos.max())
-        hr = min(2.0 * np.pi / self.sub.kf / points_per_wavelength, 0.25 * r0)
+        hr = min(2.0 * np.pi / self.sub.kf / points_per_wavelength, 0.125 * r0)
         nr = int(np.ceil((r1 - r0) / hr)) + 4
         if nr > 20000 or nr > 4 * pts.shape[0]:          # a table would cost more than direct evaluation
             return lambda i, sl=None: None
@@ -851,8 +851,8 @@ class Engine:
         n = int(np.ceil((d.max() - d.min()) / h)) + 5
         if n > pts.shape[0] // 4:
             return None
-        grid = d.min() - 2 * h + h * np.arange(n)
-        return np.maximum(grid, 0.0), d
+        grid = max(d.min() - 2 * h, 0.0) + h * np.arange(n)
+        return grid, d
 
     def weighted_map(self, points: np.ndarray, energies: np.ndarray, weights: np.ndarray, *,
                      part: str = "electron", spin_axis: Sequence[float] | None = None,

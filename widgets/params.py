@@ -168,10 +168,10 @@ def check_against(params: Iterable[Param], kernels: Sequence[Callable], *, extra
     accepted: set[str] = set(extra)
     named = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     for k in kernels:
-        params = list(inspect.signature(k).parameters.values())
+        sig = list(inspect.signature(k).parameters.values())
         if not isinstance(k, type):       # functions: the first positional argument is the data (E, V, …)
-            params = [p for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY]
-        accepted |= {p.name for p in params if p.kind in named}
+            sig = [a for a in sig if a.kind is inspect.Parameter.KEYWORD_ONLY]
+        accepted |= {a.name for a in sig if a.kind in named}
     missing = [p.name for p in params if p.name not in accepted]
     if missing:
         names = ", ".join(getattr(k, "__qualname__", repr(k)) for k in kernels)
