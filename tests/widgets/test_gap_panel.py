@@ -169,5 +169,7 @@ def test_registry_lists_gap_panel_and_builds_it():
 
 def test_readme_parameter_table_is_generated_from_declarations():
     from pathlib import Path
+    from gapscope.widgets import SHIBA_PARAMS
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     assert markdown_table(GAP_PARAMS) in readme
+    assert markdown_table(SHIBA_PARAMS) in readme
