@@ -5,6 +5,6 @@ Modules: :mod:`~gapscope.kernels.dos` (densities of states), :mod:`~gapscope.ker
 :mod:`~gapscope.kernels.constants`.  Units: meV, mV, K, T, nm.
 """
 
-from . import constants, dos, gap, tunneling, ysr
+from . import constants, dos, gap, readers, tunneling, ysr
 
-__all__ = ["constants", "dos", "gap", "tunneling", "ysr"]
+__all__ = ["constants", "dos", "gap", "readers", "tunneling", "ysr"]  # fitting: import gapscope.kernels.fitting (needs lmfit)

@@ -1,0 +1,486 @@
+"""Fits of measured dI/dV through the full measurement chain, with lmfit.
+
+Every registered spectral model is a DOS model plus the chain (temperature, tip gap and
+broadening, lock-in) and a conductance ``scale``:
+
+    G_model(V) = scale · didv(V; sample_dos = model(**params), T, Δ_t, Γ_t, V_rms).
+
+Parameters can be free, fixed, bounded, or shared between models (same name); lmfit does the
+bookkeeping and the covariance.  Units: mV, meV, K.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from threading import Event
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from . import dos, tunneling, ysr
+from . import _validate as _v
+
+__all__ = ["ParamSpec", "SpectralModel", "MODELS", "fit", "compare", "FitResult", "evaluate", "synthetic",
+           "fit_grid", "GridFitResult", "CHAIN"]
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """A fit parameter: default, hard bounds, unit, and whether it is free by default."""
+
+    name: str
+    default: float
+    lower: float
+    upper: float
+    unit: str = ""
+    vary: bool = True
+    doc: str = ""
+
+
+#: measurement-chain parameters shared by every model
+CHAIN: tuple[ParamSpec, ...] = (
+    ParamSpec("temperature", 1.0, 0.0, 50.0, "K", False, "effective temperature (T_eff)"),
+    ParamSpec("tip_delta", 0.0, 0.0, 10.0, "meV", False, "tip gap (0: normal tip)"),
+    ParamSpec("tip_gamma", 0.01, 1e-4, 2.0, "meV", False, "tip Dynes broadening"),
+    ParamSpec("vmod_rms", 0.0, 0.0, 5.0, "mV", False, "lock-in modulation, rms"),
+    ParamSpec("scale", 1.0, 0.0, 1e12, "", True, "normal-state conductance (data units)"),
+)
+
+
+def _ysr_onsite_dos(E: np.ndarray, *, delta: float, gamma: float, alpha: float, beta: float) -> np.ndarray:
+    sub = ysr.Substrate(dim=2, kf=10.0, hbar_vf=1000.0 * max(delta, 1e-3), delta=delta, gamma=max(gamma, 1e-6))
+    imp = [ysr.Impurity(channels=[ysr.Channel("s", alpha, beta)])]
+    return ysr.ldos(sub, imp, np.zeros((1, 2)), E, tip_radius=0.0)[0]
+
+
+def _ysr_peaks_dos(E: np.ndarray, *, delta: float, gamma: float, e0: float, width: float, weight: float,
+                   asymmetry: float) -> np.ndarray:
+    lor = lambda x: (width / np.pi) / (x * x + width * width)
+    peaks = weight * ((1 + asymmetry) * lor(E - e0) + (1 - asymmetry) * lor(E + e0))
+    return dos.dynes(E, delta=delta, gamma=gamma) + peaks
+
+
+@dataclass(frozen=True)
+class SpectralModel:
+    """A DOS model with its parameter declarations; ``dos(E, **params)`` must be vectorised."""
+
+    name: str
+    params: tuple[ParamSpec, ...]
+    sample: Callable[..., Callable[[np.ndarray], np.ndarray]]
+    doc: str = ""
+
+    @property
+    def all_params(self) -> tuple[ParamSpec, ...]:
+        return self.params + CHAIN
+
+
+def _bound(model: str) -> Callable[..., Callable[[np.ndarray], np.ndarray]]:
+    return lambda **p: dos.bind(model, **p)
+
+
+def _plain(func: Callable[..., np.ndarray]) -> Callable[..., Callable[[np.ndarray], np.ndarray]]:
+    def make(**p: float) -> Callable[[np.ndarray], np.ndarray]:
+        return lambda E: func(np.asarray(E), **p)
+    return make
+
+
+_DELTA = ParamSpec("delta", 1.3, 0.0, 20.0, "meV", True, "gap")
+_GAMMA = ParamSpec("gamma", 0.02, 1e-5, 5.0, "meV", True, "Dynes broadening")
+
+MODELS: dict[str, SpectralModel] = {m.name: m for m in (
+    SpectralModel("dynes", (_DELTA, _GAMMA), _bound("dynes"), "isotropic s-wave (BCS–Dynes)"),
+    SpectralModel("anisotropic_s", (_DELTA, ParamSpec("anisotropy", 0.2, -3.0, 3.0, "", True, "a in Δ₀(1+a cos nφ)"),
+                                    _GAMMA), _bound("anisotropic_s"), "anisotropic s-wave, Δ₀(1 + a cos nφ)"),
+    SpectralModel("dwave", (_DELTA, _GAMMA), _bound("dwave"), "d-wave, Δ₀ cos 2φ"),
+    SpectralModel("two_gap", (_DELTA, _GAMMA, ParamSpec("delta2", 0.6, 0.0, 20.0, "meV", True, "second gap"),
+                              ParamSpec("weight2", 0.3, 0.0, 1.0, "", True, "weight of the second band")),
+                  _bound("two_gap"), "two bands (multi-gap)"),
+    SpectralModel("ysr_peaks", (_DELTA, _GAMMA, ParamSpec("e0", 0.5, 0.0, 20.0, "meV", True, "sub-gap peak energy"),
+                                ParamSpec("width", 0.03, 1e-4, 5.0, "meV", True, "peak half-width"),
+                                ParamSpec("weight", 0.05, 0.0, 10.0, "meV", True, "peak spectral weight"),
+                                ParamSpec("asymmetry", 0.0, -1.0, 1.0, "", True, "electron–hole asymmetry")),
+                  _plain(_ysr_peaks_dos), "Dynes gap with a phenomenological pair of sub-gap peaks at ±e0"),
+    SpectralModel("ysr_onsite", (_DELTA, _GAMMA, ParamSpec("alpha", 0.7, 0.0, 20.0, "", True, "α = πN₀JS/2"),
+                                 ParamSpec("beta", 0.0, -20.0, 20.0, "", True, "β = πN₀K")),
+                  _plain(_ysr_onsite_dos), "on-site LDOS of one classical spin (T-matrix, s channel)"),
+)}
+
+
+def evaluate(model: str, bias: np.ndarray, **params: float) -> np.ndarray:
+    """The model conductance at ``bias`` (mV) for the given parameters (defaults for the rest)."""
+    m = _model(model)
+    values = {p.name: p.default for p in m.all_params}
+    unknown = set(params) - set(values)
+    if unknown:
+        raise ValueError(f"model {model!r} has no parameters {sorted(unknown)}")
+    values.update({k: float(v) for k, v in params.items()})
+    return _forward(m, np.asarray(bias, dtype=float), values)
+
+
+def _model(name: str) -> SpectralModel:
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; registered models: {sorted(MODELS)}")
+    return MODELS[name]
+
+
+def _forward(m: SpectralModel, bias: np.ndarray, values: Mapping[str, float]) -> np.ndarray:
+    sample = m.sample(**{p.name: values[p.name] for p in m.params})
+    g = tunneling.didv(bias, sample_dos=sample, temperature=values["temperature"], tip_delta=values["tip_delta"],
+                       tip_gamma=values["tip_gamma"], vmod_rms=values["vmod_rms"])
+    return values["scale"] * g
+
+
+# ----------------------------------------------------------------------------- results
+@dataclass
+class FitResult:
+    """Outcome of :func:`fit`; ``values``/``errors`` by parameter name (errors NaN when fixed)."""
+
+    model: str
+    values: dict[str, float]
+    errors: dict[str, float]
+    fixed: dict[str, bool]
+    bounds: dict[str, tuple[float, float]]
+    redchi: float
+    chisqr: float
+    aic: float
+    bic: float
+    ndata: int
+    nvarys: int
+    best_fit: np.ndarray
+    residual: np.ndarray
+    bias: np.ndarray
+    data: np.ndarray
+    mask: np.ndarray
+    success: bool
+    message: str
+    nfev: int
+    elapsed: float
+    correlations: dict[tuple[str, str], float] = field(default_factory=dict)
+    intervals: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
+
+    def report(self, **provenance: Any) -> dict[str, Any]:
+        """JSON-able report: model, parameters with uncertainties, statistics, provenance, version."""
+        from gapscope import __version__
+        return {
+            "software": {"name": "gapscope", "version": __version__},
+            "provenance": provenance,
+            "model": self.model,
+            "model_doc": MODELS[self.model].doc,
+            "parameters": {k: {"value": self.values[k], "stderr": _nan_to_none(self.errors[k]),
+                               "fixed": self.fixed[k], "bounds": list(self.bounds[k]),
+                               "unit": next(p.unit for p in MODELS[self.model].all_params if p.name == k),
+                               **({"intervals": {lvl: list(v) for lvl, v in self.intervals[k].items()}}
+                                  if k in self.intervals else {})}
+                           for k in self.values},
+            "statistics": {"redchi": self.redchi, "chisqr": self.chisqr, "aic": self.aic, "bic": self.bic,
+                           "ndata": self.ndata, "nvarys": self.nvarys, "nfev": self.nfev, "success": self.success,
+                           "message": self.message},
+            "window_mV": [float(self.bias[self.mask].min()), float(self.bias[self.mask].max())],
+            "correlations": {f"{a}~{b}": c for (a, b), c in self.correlations.items()},
+        }
+
+    def to_json(self, path: str | os.PathLike | None = None, **provenance: Any) -> str:
+        text = json.dumps(self.report(**provenance), indent=2)
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+
+def _nan_to_none(x: float) -> float | None:
+    return None if not np.isfinite(x) else float(x)
+
+
+# ----------------------------------------------------------------------------- fitting
+def _parameters(m: SpectralModel, initial: Mapping[str, float], fixed: Mapping[str, float | bool],
+                bounds: Mapping[str, tuple[float, float]]):
+    import lmfit
+
+    names = {p.name for p in m.all_params}
+    for label, d in (("initial", initial), ("fixed", fixed), ("bounds", bounds)):
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"{label} names {sorted(unknown)} are not parameters of model {m.name!r} "
+                             f"({sorted(names)})")
+    pars = lmfit.Parameters()
+    for p in m.all_params:
+        lo, hi = bounds.get(p.name, (p.lower, p.upper))
+        lo = p.lower if lo is None else float(lo)
+        hi = p.upper if hi is None else float(hi)
+        if not lo < hi:
+            raise ValueError(f"bounds of {p.name} must satisfy lower < upper, got ({lo}, {hi})")
+        vary = p.vary
+        value = float(initial.get(p.name, p.default))
+        if p.name in fixed:
+            fv = fixed[p.name]
+            if isinstance(fv, bool):
+                vary = not fv
+            else:
+                value, vary = float(fv), False
+        elif p.name in initial and p.name in ("temperature", "tip_delta", "tip_gamma", "vmod_rms"):
+            vary = p.name in bounds   # chain values given as initial stay fixed unless bounded
+        if not math.isfinite(value):
+            raise ValueError(f"initial value of {p.name} is not finite")
+        if vary and not lo <= value <= hi:
+            raise ValueError(f"initial {p.name} = {value:g} lies outside its bounds ({lo:g}, {hi:g})")
+        pars.add(p.name, value=value, min=lo, max=hi, vary=vary)
+    return pars
+
+
+def fit(bias: np.ndarray, didv: np.ndarray, *, model: str = "dynes", initial: Mapping[str, float] | None = None,
+        fixed: Mapping[str, float | bool] | None = None, bounds: Mapping[str, tuple[float, float]] | None = None,
+        window: tuple[float, float] | None = None, sigma: np.ndarray | float | None = None,
+        intervals: str | None = None, n_bootstrap: int = 200, seed: int = 0) -> FitResult:
+    """Least-squares fit of a registered spectral model to measured dI/dV.
+
+    Parameters
+    ----------
+    bias, didv : array_like
+        Biases (mV) and conductance (any units; ``scale`` absorbs them).  NaN points are dropped.
+    model : str
+        One of :data:`MODELS`.
+    initial : dict
+        Starting values by name.  Chain parameters given here (temperature, tip_delta,
+        tip_gamma, vmod_rms) are held fixed unless they also get ``bounds``.
+    fixed : dict
+        ``name: value`` fixes at that value; ``name: True/False`` fixes at / frees from the initial.
+    bounds : dict
+        ``name: (lower, upper)`` (``None`` keeps the default side).
+    window : (float, float)
+        Bias range (mV) used in the fit; ``best_fit`` covers all biases.
+    sigma : array or float
+        Measurement errors; if omitted the errors are scaled by √χ²_red (lmfit's default).
+    intervals : {None, "profile", "bootstrap"}
+        Also compute 1σ/2σ intervals by profiling χ² (lmfit ``conf_interval``) or by a
+        residual bootstrap with ``n_bootstrap`` refits.
+
+    Returns
+    -------
+    FitResult
+    """
+    import lmfit
+
+    m = _model(model)
+    V = _v.array("bias", bias).ravel() if np.all(np.isfinite(np.asarray(bias, float))) else None
+    if V is None:
+        raise ValueError("bias contains NaN or inf")
+    y = np.asarray(didv, dtype=float).ravel()
+    if V.shape != y.shape:
+        raise ValueError(f"bias and didv have different lengths ({V.size} and {y.size})")
+    mask = np.isfinite(y)
+    if window is not None:
+        lo, hi = sorted(float(w) for w in window)
+        mask &= (V >= lo) & (V <= hi)
+    if mask.sum() < 5:
+        raise ValueError("fewer than 5 finite data points inside the fit window")
+    s = np.ones(mask.sum()) if sigma is None else np.broadcast_to(np.asarray(sigma, float), V.shape)[mask]
+    if np.any(~np.isfinite(s)) or np.any(s <= 0):
+        raise ValueError("sigma must be finite and > 0")
+    pars = _parameters(m, initial or {}, fixed or {}, bounds or {})
+    if "scale" not in (initial or {}) and "scale" not in (fixed or {}):
+        pars["scale"].value = _guess_scale(V[mask], y[mask])
+    order = np.argsort(V[mask])
+    Vf, yf, sf = V[mask][order], y[mask][order], s[order]
+
+    def residual(p: "lmfit.Parameters") -> np.ndarray:
+        return (_forward(m, Vf, p.valuesdict()) - yf) / sf
+
+    t0 = time.perf_counter()
+    mini = lmfit.Minimizer(residual, pars, nan_policy="raise")
+    out = mini.minimize(method="least_squares", x_scale="jac")
+    elapsed = time.perf_counter() - t0
+    if sigma is None:
+        pass  # lmfit scales the covariance by χ²_red already (scale_covar=True)
+    vals = out.params.valuesdict()
+    best = _forward(m, V, vals)
+    errors = {k: (float(out.params[k].stderr) if out.params[k].stderr is not None else math.nan)
+              if out.params[k].vary else math.nan for k in vals}
+    corr = {}
+    for a in out.params.values():
+        for b, c in (a.correl or {}).items():
+            if (b, a.name) not in corr:
+                corr[(a.name, b)] = float(c)
+    res = FitResult(model=model, values={k: float(v) for k, v in vals.items()}, errors=errors,
+                    fixed={k: not out.params[k].vary for k in vals},
+                    bounds={k: (float(out.params[k].min), float(out.params[k].max)) for k in vals},
+                    redchi=float(out.redchi), chisqr=float(out.chisqr), aic=float(out.aic), bic=float(out.bic),
+                    ndata=int(out.ndata), nvarys=int(out.nvarys), best_fit=best, residual=y - best, bias=V, data=y,
+                    mask=mask, success=bool(out.success), message=str(out.message), nfev=int(out.nfev),
+                    elapsed=elapsed, correlations=corr)
+    if intervals == "profile":
+        try:
+            ci = lmfit.conf_interval(mini, out, sigmas=[1, 2])
+            res.intervals = {k: {f"{int(round(lvl_hi[0] * 100))}%": (lvl_lo[1], lvl_hi[1])
+                                 for lvl_lo, lvl_hi in zip(v[:len(v) // 2][::-1], v[len(v) // 2 + 1:])}
+                             for k, v in ci.items()}
+        except Exception as exc:  # conf_interval fails when a parameter sits on a bound
+            res.message += f"; profile intervals failed: {exc}"
+    elif intervals == "bootstrap":
+        res.intervals = _bootstrap(m, Vf, yf, sf, out.params, vals, n_bootstrap, seed)
+    elif intervals is not None:
+        raise ValueError("intervals must be None, 'profile' or 'bootstrap'")
+    return res
+
+
+def _guess_scale(V: np.ndarray, y: np.ndarray) -> float:
+    outer = np.abs(V) >= np.percentile(np.abs(V), 80)
+    g = float(np.median(y[outer]))
+    return g if g > 0 else float(np.max(np.abs(y))) or 1.0
+
+
+def _bootstrap(m: SpectralModel, V: np.ndarray, y: np.ndarray, s: np.ndarray, params, vals, n: int, seed: int):
+    import lmfit
+
+    best = _forward(m, V, vals)
+    resid = (y - best) / s
+    rng = np.random.default_rng(seed)
+    free = [k for k in vals if params[k].vary]
+    draws = {k: [] for k in free}
+    for _ in range(n):
+        yb = best + s * rng.choice(resid, size=resid.size, replace=True)
+        p = params.copy()
+
+        def r(pp, yb=yb):
+            return (_forward(m, V, pp.valuesdict()) - yb) / s
+        o = lmfit.minimize(r, p, method="least_squares")
+        for k in free:
+            draws[k].append(o.params[k].value)
+    return {k: {"68%": tuple(np.percentile(v, [15.87, 84.13])), "95%": tuple(np.percentile(v, [2.5, 97.5]))}
+            for k, v in draws.items()}
+
+
+def compare(bias: np.ndarray, didv: np.ndarray, *, models: Sequence[str] = ("dynes", "anisotropic_s", "dwave"),
+            initial: Mapping[str, float] | None = None, fixed: Mapping[str, float | bool] | None = None,
+            window: tuple[float, float] | None = None, sigma: np.ndarray | float | None = None
+            ) -> list[FitResult]:
+    """Fit several models to the same data; results sorted by AIC (best first).
+
+    ``initial``/``fixed`` entries that a model does not have are ignored for that model,
+    so shared parameters (Δ, Γ, the chain) start from the same values.
+    """
+    out = []
+    for name in models:
+        names = {p.name for p in _model(name).all_params}
+        out.append(fit(bias, didv, model=name,
+                       initial={k: v for k, v in (initial or {}).items() if k in names},
+                       fixed={k: v for k, v in (fixed or {}).items() if k in names}, window=window, sigma=sigma))
+    return sorted(out, key=lambda r: r.aic)
+
+
+def synthetic(model: str, bias: np.ndarray, *, noise: float = 0.01, seed: int = 0, **params: float) -> np.ndarray:
+    """The model's conductance plus Gaussian noise of standard deviation ``noise`` (labelled synthetic)."""
+    g = evaluate(model, bias, **params)
+    return g + np.random.default_rng(seed).normal(0.0, noise, g.shape)
+
+
+# ----------------------------------------------------------------------------- grid fits
+@dataclass
+class GridFitResult:
+    """Maps (nx, ny) of fitted values, errors and χ²_red; ``done`` marks fitted pixels."""
+
+    model: str
+    values: dict[str, np.ndarray]
+    errors: dict[str, np.ndarray]
+    redchi: np.ndarray
+    done: np.ndarray
+    elapsed: float = 0.0
+    cancelled: bool = False
+
+    def save(self, path: str | os.PathLike) -> None:
+        arrays = {f"value:{k}": v for k, v in self.values.items()}
+        arrays.update({f"error:{k}": v for k, v in self.errors.items()})
+        np.savez(path, model=self.model, redchi=self.redchi, done=self.done, **arrays)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "GridFitResult":
+        with np.load(path, allow_pickle=False) as z:
+            values = {k.split(":", 1)[1]: z[k] for k in z.files if k.startswith("value:")}
+            errors = {k.split(":", 1)[1]: z[k] for k in z.files if k.startswith("error:")}
+            return cls(str(z["model"]), values, errors, z["redchi"], z["done"])
+
+
+def _fit_rows(args: tuple) -> list[tuple[int, int, dict[str, float], dict[str, float], float]]:
+    bias, block, coords, model, initial, fixed, bounds, window = args
+    out = []
+    for (i, j), y in zip(coords, block):
+        if not np.isfinite(y).sum() >= 5:
+            continue
+        try:
+            r = fit(bias, y, model=model, initial=initial, fixed=fixed, bounds=bounds, window=window)
+            out.append((i, j, r.values, r.errors, r.redchi))
+        except (ValueError, RuntimeError):
+            continue
+    return out
+
+
+def fit_grid(bias: np.ndarray, data: np.ndarray, *, model: str = "dynes", initial: Mapping[str, float] | None = None,
+             fixed: Mapping[str, float | bool] | None = None, bounds: Mapping[str, tuple[float, float]] | None = None,
+             window: tuple[float, float] | None = None, n_jobs: int | None = None,
+             progress: Callable[[int, int], None] | None = None, cancel: Event | None = None,
+             resume: str | os.PathLike | None = None, chunk: int = 32) -> GridFitResult:
+    """Fit every pixel of a grid ``data`` (nx, ny, nbias) — or a line scan (n, nbias).
+
+    Pixels go to ``n_jobs`` worker processes (default: all cores) in chunks of ``chunk``;
+    ``progress(done, total)`` is called as chunks finish; setting ``cancel`` stops after the
+    running chunks; with ``resume`` a previous result file is loaded (its fitted pixels are
+    skipped) and the result is saved there after every chunk.
+    """
+    d = np.asarray(data, dtype=float)
+    if d.ndim == 2:
+        d = d[:, None, :]
+    if d.ndim != 3 or d.shape[2] != np.size(bias):
+        raise ValueError(f"data must be (nx, ny, nbias) with nbias = len(bias) = {np.size(bias)}, got {d.shape}")
+    nx, ny, _ = d.shape
+    m = _model(model)
+    names = [p.name for p in m.all_params]
+    if resume is not None and Path(resume).exists():
+        res = GridFitResult.load(resume)
+        if res.model != model or res.done.shape != (nx, ny):
+            raise ValueError(f"{resume}: saved result is for model {res.model!r} on a {res.done.shape} grid")
+    else:
+        res = GridFitResult(model, {k: np.full((nx, ny), np.nan) for k in names},
+                            {k: np.full((nx, ny), np.nan) for k in names}, np.full((nx, ny), np.nan),
+                            np.zeros((nx, ny), bool))
+    todo = [(i, j) for i in range(nx) for j in range(ny) if not res.done[i, j]]
+    total = nx * ny
+    t0 = time.perf_counter()
+    jobs = [(np.asarray(bias, float), np.array([d[i, j] for i, j in todo[k:k + chunk]]), todo[k:k + chunk], model,
+             dict(initial or {}), dict(fixed or {}), dict(bounds or {}), window) for k in range(0, len(todo), chunk)]
+    workers = n_jobs or os.cpu_count() or 1
+
+    def absorb(rows, coords) -> None:
+        for i, j, vals, errs, rc in rows:
+            for k in names:
+                res.values[k][i, j] = vals[k]
+                res.errors[k][i, j] = errs[k]
+            res.redchi[i, j] = rc
+        for i, j in coords:
+            res.done[i, j] = True
+        if resume is not None:
+            res.save(resume)
+        if progress is not None:
+            progress(int(res.done.sum()), total)
+
+    if workers <= 1:
+        for job in jobs:
+            if cancel is not None and cancel.is_set():
+                res.cancelled = True
+                break
+            absorb(_fit_rows(job), job[2])
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            pending = {pool.submit(_fit_rows, job): job[2] for job in jobs}
+            for fut in as_completed(pending):
+                absorb(fut.result(), pending[fut])
+                if cancel is not None and cancel.is_set():
+                    res.cancelled = True
+                    for f in pending:
+                        f.cancel()
+                    break
+    res.elapsed = time.perf_counter() - t0
+    return res
