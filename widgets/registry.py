@@ -8,6 +8,7 @@ from typing import Callable
 
 import ipywidgets as w
 
+from .fit_panel import FitPanel
 from .gap_panel import GapPanel
 from .panel import Panel
 from .shiba_panel import ShibaPanel
@@ -34,6 +35,11 @@ PANELS: dict[str, PanelEntry] = {e.key: e for e in (
                "cross zero; dI/dV map at any bias (click it to move the tip); normal or superconducting tip. "
                "Presets: Mn on Nb(110), Cr on β-Bi₂Pd.",
                "shiba.ipynb", ShibaPanel),
+    PanelEntry("fit", "Fit measured spectra",
+               "Drop a Nanonis .dat/.3ds or CSV file: see it over the model, fit Δ, Γ, T_eff and the tip gap with "
+               "error bars, compare s-wave, anisotropic and d-wave gaps, and fit a whole grid into maps of Δ. "
+               "Synthetic demos for each paper.",
+               "fit.ipynb", FitPanel),
 )}
 
 

@@ -70,3 +70,28 @@ def test_shiba_dashboard_alpha_slider_and_map_click(page, voila_url):
     page.wait_for_function(changed, arg=[LINE, before], timeout=60_000)
     assert "Traceback" not in page.content()
     assert page.errors == []
+
+
+def test_fit_dashboard_upload_and_fit(page, voila_url, tmp_path):
+    import numpy as np
+
+    from gapscope.kernels import fitting
+    V = np.linspace(-4, 4, 400)
+    y = fitting.synthetic("dynes", V, noise=0.01, seed=4, temperature=0.5, delta=1.2, gamma=0.03, scale=2.0)
+    f = tmp_path / "spectrum.csv"
+    f.write_text("bias (mV),dIdV (nS)\n" + "\n".join(f"{a:.5f},{b:.6f}" for a, b in zip(V, y)))
+    page.goto(f"{voila_url}/voila/render/fit.ipynb")
+    page.wait_for_selector(".gs-upload", timeout=90_000)
+    with page.expect_file_chooser(timeout=30_000) as chooser:     # the widget creates its <input> on click
+        page.click(".gs-upload")
+    chooser.value.set_files(str(f))
+    page.wait_for_function("sel => [...document.querySelectorAll(sel)].some(e => (e.getAttribute('d') || '')"
+                           ".length > 2000)", arg=".gs-fitfig path.line", timeout=60_000)
+    assert "spectrum.csv" in page.inner_text(".gs-fitfig")
+    page.click(".gs-fit")
+    page.wait_for_function("() => { const e = document.querySelector('.gs-err-delta');"
+                           " return e && /^[0-9.eE-]+/.test(e.innerText.trim()); }", timeout=60_000)
+    value = float(page.input_value(".gs-val-delta input"))
+    assert abs(value - 1.2) < 0.02
+    assert "χ²_red" in page.inner_text(".gs-stats")
+    assert page.errors == []
