@@ -161,17 +161,22 @@ def normalise(bias: np.ndarray, g: np.ndarray, *, above: float) -> np.ndarray:
     return g / ref
 
 
+def _read_bytes(path: str | os.PathLike, data: bytes | None) -> bytes:
+    if data is not None:
+        return data
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise FileFormatError(path, "file not found") from None
+    except IsADirectoryError:
+        raise FileFormatError(path, "is a directory, not a file") from None
+    except OSError as exc:
+        raise FileFormatError(path, f"cannot be read ({exc.strerror or exc})") from None
+
+
 def _read_text(path: str | os.PathLike, data: bytes | None) -> tuple[str, str]:
     name = str(path)
-    if data is None:
-        try:
-            data = Path(path).read_bytes()
-        except FileNotFoundError:
-            raise FileFormatError(path, "file not found") from None
-        except IsADirectoryError:
-            raise FileFormatError(path, "is a directory, not a file") from None
-        except OSError as exc:
-            raise FileFormatError(path, f"cannot be read ({exc.strerror})") from None
+    data = _read_bytes(path, data)
     if not data.strip():
         raise FileFormatError(path, "the file is empty")
     sample = data[:65536]
@@ -385,13 +390,7 @@ def read_grid(path: str | os.PathLike, *, data: bytes | None = None) -> Grid:
         With the file name and the problem.
     """
     name = str(path)
-    if data is None:
-        try:
-            data = Path(path).read_bytes()
-        except FileNotFoundError:
-            raise FileFormatError(path, "file not found") from None
-        except OSError as exc:
-            raise FileFormatError(path, f"cannot be read ({exc})") from None
+    data = _read_bytes(path, data)
     if not data:
         raise FileFormatError(name, "the file is empty")
     end = data.find(b":HEADER_END:")

@@ -325,23 +325,22 @@ class Propagators:
         self.n = 4 * len(self.index)
 
     # ---- potential
-    def v(self) -> np.ndarray:
+    def _blockdiag(self, block) -> np.ndarray:
         out = np.zeros((self.n, self.n), dtype=complex)
         c = 0
         for s in self.sites:
             for _, a, b in s.channels:
-                out[4 * c:4 * c + 4, 4 * c:4 * c + 4] = _vmat(s, a, b)
+                out[4 * c:4 * c + 4, 4 * c:4 * c + 4] = block(s, a, b)
                 c += 1
         return out
 
+    def v(self) -> np.ndarray:
+        """blockdiag(β τ_z + α n̂·σ) over channels."""
+        return self._blockdiag(_vmat)
+
     def vinv(self) -> np.ndarray:
-        out = np.zeros((self.n, self.n), dtype=complex)
-        c = 0
-        for s in self.sites:
-            for _, a, b in s.channels:
-                out[4 * c:4 * c + 4, 4 * c:4 * c + 4] = _vinv(s, a, b)
-                c += 1
-        return out
+        """v⁻¹, channel by channel."""
+        return self._blockdiag(_vinv)
 
     # ---- channel space
     def channel_matrix(self, z: np.ndarray) -> np.ndarray:
