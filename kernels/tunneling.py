@@ -9,14 +9,15 @@ V > 0 probes empty sample states.
 
 The three broadening stages compose on one uniform energy grid E_j = E₀ + j·h:
 
-1. sample DOS as exact *cell averages* (weight-conserving for any Γ, Γ = 0 included);
+1. sample DOS as point values where the grid resolves Γ, else as exact *cell averages*
+   (weight-conserving for any Γ, Γ = 0 included);
 2. normal tip: convolution with the thermal kernel −f′ (hat-function weights);
    superconducting tip: I(V) by two FFT correlations, then dI/dV by a fourth-order difference;
 3. lock-in (applied last): the first harmonic of I(V + a cos φ)/a as one convolution
    (φ-quadrature with 4-point interpolation, see :func:`lockin_kernel`).
 
-The grid step h is a third of the narrowest broadening (Γ_s, Γ_t, k_BT, V_rms), capped so
-that the grid never exceeds 2¹⁷ points; when the requested biases are uniform, the grid is
+The grid step h is a third of the narrowest broadening that matters (see ``_widths``),
+capped so that the grid never exceeds 2¹⁷ points; when the requested biases are uniform, the grid is
 aligned so that they are grid points (no interpolation).
 """
 
@@ -68,9 +69,8 @@ def _hat_weights(cdf: Callable[[np.ndarray], np.ndarray], moment: Callable[[np.n
                  h: float, k: int) -> np.ndarray:
     """w_j = ∫ K(u) φ_j(u) du for the hat functions φ_j centred at u = jh, j = −k…k.
 
-    Exact for a spectrum that is piecewise linear between grid points, so kernels with
-    square-root edges (lock-in) keep second-order accuracy.  ``cdf`` is ∫^u K, ``moment``
-    is ∫^u u′K(u′)du′.
+    Exact for a spectrum that is piecewise linear between grid points.  ``cdf`` is ∫^u K,
+    ``moment`` is ∫^u u′K(u′)du′.
     """
     j = np.arange(-k, k + 1, dtype=float)
     lo, mid, hi = (j - 1) * h, j * h, (j + 1) * h
