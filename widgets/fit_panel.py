@@ -81,8 +81,9 @@ class FitPanel(Panel):
         self.fit_button = w.Button(description="Fit", icon="play", button_style="primary")
         self.fit_button.add_class("gs-fit")
         self.compare_button = w.Button(description="Compare models", icon="balance-scale")
-        self.intervals = w.Dropdown(options=[("covariance", None), ("+ profile", "profile"),
-                                             ("+ bootstrap", "bootstrap")], value=None, description="Errors",
+        self.compare_button.add_class("gs-compare-button")
+        self.intervals = w.Dropdown(options=[("covariance", "covariance"), ("+ profile", "profile"),
+                                             ("+ bootstrap", "bootstrap")], value="covariance", description="Errors",
                                     style={"description_width": "7em"})
         self.report_button = w.Button(description="Report", icon="download", tooltip="JSON fit report")
         self.png_button = w.Button(description="PNG", icon="image")
@@ -325,7 +326,8 @@ class FitPanel(Panel):
         self.show_message("fitting …", level="info")
         try:
             r = fitting.fit(self.spectrum["bias"], self.spectrum["didv"], model=self.model.value,
-                            intervals=self.intervals.value, **self.fit_arguments())
+                            intervals=None if self.intervals.value == "covariance" else self.intervals.value,
+                            **self.fit_arguments())
         except (ValueError, RuntimeError) as exc:
             self.show_message(f"Fit failed: {exc}", level="error")
             return None

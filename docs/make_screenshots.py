@@ -1,0 +1,64 @@
+"""Regenerate the README screenshots: Voilà on a free port, Debian's Chromium via Playwright.
+
+    .venv/bin/python docs/make_screenshots.py
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parents[1]
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def main() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, JUPYTER_RUNTIME_DIR=tempfile.mkdtemp())
+    server = subprocess.Popen([sys.executable, "-m", "voila", "notebooks", "--no-browser", f"--port={port}",
+                               "--Voila.ip=127.0.0.1", "--ServerApp.allow_root=True"], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in server.stdout:                       # ready when Voilà prints its address
+        if "is running at" in line:
+            break
+    try:
+        with sync_playwright() as p:
+            ctx = p.chromium.launch_persistent_context(tempfile.mkdtemp(), executable_path="/usr/bin/chromium",
+                                                       headless=True, args=ARGS,
+                                                       viewport={"width": 1500, "height": 1050})
+            page = ctx.new_page()
+            for name, ready in (("gap", ".gs-spectrum path.line"), ("shiba", ".gs-map image"),
+                                ("fit", ".gs-upload")):
+                page.goto(f"http://127.0.0.1:{port}/voila/render/{name}.ipynb")
+                page.wait_for_selector(ready, timeout=120_000)
+                if name == "fit":
+                    page.select_option(".widget-dropdown:has-text('Demo') select",
+                                       label="Ni–Pb alloy, anisotropic gap — paper 000 (synthetic)")
+                    page.wait_for_selector("text=Synthetic data", timeout=60_000)
+                    page.click(".gs-fit")
+                    page.wait_for_function("() => /χ²_red/.test(document.querySelector('.gs-stats').innerText)",
+                                           timeout=60_000)
+                    page.click(".gs-compare-button")
+                    page.wait_for_selector(".gs-compare", timeout=120_000)
+                else:
+                    page.wait_for_function("() => document.querySelectorAll('.gs-readout td').length > 4",
+                                           timeout=60_000)
+                time.sleep(1.0)                      # let the last SVG transitions settle for the picture
+                page.screenshot(path=str(ROOT / "docs" / f"{name}-dashboard.png"))
+            ctx.close()
+    finally:
+        server.terminate()
+
+
+if __name__ == "__main__":
+    main()
