@@ -400,10 +400,13 @@ class FitPanel(Panel):
                                                                                  label="y (nm)")],
                                   layout=w.Layout(width="340px", height="340px"))
         self.grid_info = w.HTML()
-        self.grid_start.on_click(lambda _: self.start_grid_fit())
+        self.grid_save = w.Text(placeholder="save/resume file (.npz), optional", layout=w.Layout(width="18em"),
+                                tooltip="results are saved here after every chunk; an existing file is resumed")
+        self.grid_start.on_click(lambda _: self.start_grid_fit(resume=self.grid_save.value.strip() or None))
         self.grid_cancel.on_click(lambda _: self._cancel.set())
         self.grid_param.observe(lambda _: self._draw_grid_map(), "value")
         self.grid_box.children = [w.HBox([self.grid_start, self.grid_cancel, self.grid_progress, self.grid_param]),
+                                  self.grid_save,
                                   w.HBox([self.grid_fig, self.grid_info])]
 
     def start_grid_fit(self, *, wait: bool = False, resume: str | None = None) -> None:

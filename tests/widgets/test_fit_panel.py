@@ -89,6 +89,11 @@ def test_grid_file_and_grid_fit(tmp_path):
     assert r.done.all() and not r.cancelled
     np.testing.assert_allclose(r.values["delta"], deltas, atol=0.01)
     assert p.grid_progress.value == nx * ny and "6 of 6 pixels" in p.grid_info.value
+    saved = tmp_path / "fit.npz"
+    p.start_grid_fit(wait=True, resume=str(saved))
+    assert saved.exists()
+    p.start_grid_fit(wait=True, resume=str(saved))          # everything done: resumes instantly
+    assert p.grid_result.done.all()
 
 
 @pytest.mark.parametrize("name", list(DEMOS))
