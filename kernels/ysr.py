@@ -394,22 +394,6 @@ class Propagators:
             phi_t[:, :, c], phib_t[:, :, c] = self._map_channel(shape, dx, dy, z, tip_radius)
         return phi_t, phib_t
 
-    def map_propagators_tabulated(self, points: np.ndarray, z: np.ndarray, tip_radius: float
-                                  ) -> tuple[np.ndarray, np.ndarray]:
-        """As :meth:`map_propagators`, with f_n(ρ) tabulated on a radial grid per energy and
-        interpolated (4-point Lagrange); the cost is set by the grid, not by the pixel count."""
-        pts = np.asarray(points, dtype=float).reshape(-1, 2)
-        z = np.atleast_1d(np.asarray(z, dtype=complex))
-        provider = self._tabulated_radial(pts, z, float(tip_radius))
-        C = len(self.index)
-        phi_t = np.zeros((pts.shape[0], z.size, C, 2, 2), dtype=complex)
-        phib_t = np.zeros_like(phi_t)
-        for c, (i, shape) in enumerate(self.index):
-            dx = pts[:, 0] - self.sites[i].position[0]
-            dy = pts[:, 1] - self.sites[i].position[1]
-            phi_t[:, :, c], phib_t[:, :, c] = self._map_channel(shape, dx, dy, z, float(tip_radius), provider(i))
-        return phi_t, phib_t
-
     def _map_channel(self, shape: str, dx: np.ndarray, dy: np.ndarray, z: np.ndarray, rc: float,
                      radial=None) -> tuple[np.ndarray, np.ndarray]:
         """τ-blocks of Φ and Φ̄ for one channel, (P, E, 2, 2) each."""

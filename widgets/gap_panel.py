@@ -14,7 +14,7 @@ import numpy as np
 
 from gapscope.kernels import dos, gap, tunneling
 
-from .panel import Panel, PanelInputError
+from .panel import Panel, PanelInputError, reference_html
 from .params import Param, check_against
 
 __all__ = ["GapPanel", "GAP_PARAMS", "PRESETS", "Preset", "SYMMETRIES"]
@@ -212,10 +212,7 @@ class GapPanel(Panel):
         if p is None:
             self.preset_info.value = ""
             return
-        doi = (f' DOI <a href="https://doi.org/{p.doi}" target="_blank">{p.doi}</a>.' if p.doi
-               else " (DOI not stated in the source text.)")
-        self.preset_info.value = (f'<div style="font-size:0.85em;max-width:26em">{p.reference}.{doi}<br>'
-                                  f"{p.note}</div>")
+        self.preset_info.value = reference_html(p.reference, p.doi, p.note)
         self.set(symmetry=p.symmetry, tip=p.tip, **p.values)
 
     # ------------------------------------------------------------------ physics → marks

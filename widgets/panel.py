@@ -24,9 +24,17 @@ import numpy as np
 
 from .params import Param, ParamControl
 
-__all__ = ["Panel", "PanelInputError"]
+__all__ = ["Panel", "PanelInputError", "reference_html"]
 
 log = logging.getLogger("gapscope.widgets")
+
+
+def reference_html(reference: str, doi: str, note: str) -> str:
+    """A preset's source line: reference, DOI link (or a plain statement that none is known), note."""
+    link = (f' DOI <a href="https://doi.org/{html.escape(doi)}" target="_blank">{html.escape(doi)}</a>.' if doi
+            else " (DOI not stated in the source text.)")
+    return (f'<div style="font-size:0.85em;max-width:26em">{html.escape(reference)}.{link}<br>'
+            f"{html.escape(note)}</div>")
 
 
 class PanelInputError(ValueError):

@@ -12,7 +12,7 @@ import numpy as np
 from gapscope.kernels import tunneling, ysr
 
 from .colormap import to_png
-from .panel import Panel
+from .panel import Panel, reference_html
 from .params import Param, check_against
 
 __all__ = ["ShibaPanel", "SHIBA_PARAMS", "SHIBA_PRESETS", "VIEWS"]
@@ -227,9 +227,7 @@ class ShibaPanel(Panel):
         if p is None:
             self.preset_info.value = ""
             return
-        doi = (f' DOI <a href="https://doi.org/{p.doi}" target="_blank">{p.doi}</a>.' if p.doi
-               else " (DOI not stated in the source text.)")
-        self.preset_info.value = f'<div style="font-size:0.85em;max-width:26em">{p.reference}.{doi}<br>{p.note}</div>'
+        self.preset_info.value = reference_html(p.reference, p.doi, p.note)
         self.set(channels=p.channels, tip=p.tip, dim=p.dim, **p.values)
 
     def _map_clicked(self, _mark: Any, content: dict) -> None:
@@ -300,10 +298,11 @@ class ShibaPanel(Panel):
         top = float(max(G.max(), R.max()))
         bottom = float(min(G.min(), R.min(), 0.0))
         self.bias_rule.x, self.bias_rule.y = [v["bias"], v["bias"]], [bottom, top]
-        old = self.map_image.image
-        lo, hi = np.percentile(M, [1.0, 99.0])    # robust colour range: the on-site peak does not wash out the rings
-        self.map_image.image = w.Image(value=to_png(M, lo, hi), format="png")   # bqplot 0.13: new widget to redraw
-        old.close()
+        if self.map_data is None or M.shape != self.map_data.shape or not np.array_equal(M, self.map_data):
+            old = self.map_image.image           # only a changed map is re-encoded and sent (not on tip moves)
+            lo, hi = np.percentile(M, [1.0, 99.0])    # robust colours: the on-site peak does not wash out the rings
+            self.map_image.image = w.Image(value=to_png(M, lo, hi), format="png")   # bqplot 0.13: new widget
+            old.close()
         self.map_image.x, self.map_image.y = [-L, L], [-L, L]
         for s in self.map_scales:
             s.min, s.max = -L, L
