@@ -118,6 +118,7 @@ class ShibaPanel(Panel):
         self.tip_position = (0.15, 0.0)
         self.engine: ysr.Engine | None = None
         self.map_data: np.ndarray | None = None
+        self._map_key: tuple | None = None
         self.curves: dict[str, np.ndarray] = {}
         super().__init__(**values)
 
@@ -283,8 +284,12 @@ class ShibaPanel(Panel):
         pts = np.c_[X.ravel(), Y.ravel()]
         E = tunneling.energy_grid(np.array([v["bias"]]), sample_gamma=sub.gamma, **chain)
         Wt = tunneling.didv_weights(np.array([v["bias"]]), E, **chain)[0]
-        M = eng.weighted_map(pts, E, Wt, part=part, spin_axis=spin_axis, tip_radius=v["tip_radius"])
-        M = M.reshape(npx, npx)
+        key = (repr((sub, imps)), E.tobytes(), Wt.tobytes(), part, spin_axis, v["tip_radius"], npx, L)
+        if key != self._map_key:                   # a tip move changes only the spectrum
+            M = eng.weighted_map(pts, E, Wt, part=part, spin_axis=spin_axis, tip_radius=v["tip_radius"])
+            M = M.reshape(npx, npx)
+        else:
+            M = self.map_data
         self.finite("map", M)
 
         # E0(α) for the selected channel's β
@@ -312,7 +317,7 @@ class ShibaPanel(Panel):
         self.qpt_rule.x, self.qpt_rule.y = [ac, ac], [-v["delta"], v["delta"]]
         self.dot_e0.x = [v["alpha"]]
         self.dot_e0.y = [ysr.single_energy(alpha=v["alpha"], beta=beta, delta=v["delta"])]
-        self.map_data = M
+        self.map_data, self._map_key = M, key
         self.curves = {"bias_mV": V, "didv": G, "ldos": R}
         self._readout(v, sub, M, tip_delta)
 
