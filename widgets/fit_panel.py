@@ -63,6 +63,7 @@ class FitPanel(Panel):
 
     TITLE = "Fit measured spectra"
     PARAMS = ()
+    SIDEBAR_WIDTH = "38em"
 
     def __init__(self) -> None:
         self.upload = w.FileUpload(accept=".dat,.csv,.txt,.3ds", multiple=False, description="Upload")
@@ -138,13 +139,6 @@ class FitPanel(Panel):
                 w.HBox([self.fit_button, self.compare_button]),
                 w.HBox([self.report_button, self.png_button]), self.download]
 
-    def layout(self) -> w.Widget:
-        side = w.VBox(self.sidebar(), layout=w.Layout(width="38em", flex="0 0 auto"))
-        body = w.HBox([side, self.plot_area], layout=w.Layout(width="100%"))
-        box = w.VBox([body, self.message])
-        box.add_class("gs-panel")
-        return box
-
     # ------------------------------------------------------------------ observers
     def wire(self) -> None:
         self.upload.observe(self._uploaded, "value")
@@ -152,8 +146,8 @@ class FitPanel(Panel):
         self.demo.observe(self._demo_selected, "value")
         self.channel.observe(lambda _: None if self._loading else self._spectrum_from_source(), "value")
         self.norm.observe(lambda _: self._spectrum_from_source(), "value")
-        self.model.observe(lambda _: (self._build_table(), self.refresh()), "value")
-        self.window.observe(lambda _: self.refresh(), "value")
+        self.model.observe(lambda c: (self._build_table(), self._changed(c)), "value")
+        self.window.observe(self._changed, "value")
         self.fit_button.on_click(lambda _: self.run_fit())
         self.compare_button.on_click(lambda _: self.run_compare())
         self.report_button.on_click(lambda _: self.offer_report())
@@ -172,7 +166,7 @@ class FitPanel(Panel):
                    w.FloatText(value=hi, layout=w.Layout(width="5em")), w.HTML("—"))
             row[0].add_class(f"gs-val-{p.name}")
             row[4].add_class(f"gs-err-{p.name}")
-            row[0].observe(lambda _: self.refresh(), "value")
+            row[0].observe(self._changed, "value")     # batch() holds these during fits and demos
             self.rows[p.name] = row
             unit = f" ({p.unit})" if p.unit else ""
             cells += [w.HTML(f"<span title='{html.escape(p.doc)}'>{p.name}{unit}</span>"), *row]
@@ -264,7 +258,7 @@ class FitPanel(Panel):
             self.window.min, self.window.max = lo, hi
             self.window.value = (lo, hi)
         self.result = None
-        self.refresh()
+        self._changed(None)
 
     def _demo_selected(self, change: dict) -> None:
         d = DEMOS.get(change["new"])
@@ -279,19 +273,20 @@ class FitPanel(Panel):
         self.info.value = (f"<div style='font-size:0.85em;max-width:34em'><b>Synthetic data</b> from gapscope's forward "
                            f"model ({d.model}), noise σ = {d.noise}. {html.escape(d.reference)}. True values: "
                            + ", ".join(f"{k} = {v:g}" for k, v in d.params.items()) + "</div>")
-        self.rows = {}                      # a demo starts from the model's defaults, not the last fit
-        if self.model.value == d.model:
-            self._build_table()
-        self.model.value = d.model
-        for k, v in d.fit_initial.items():
-            if k in self.rows:
-                self.rows[k][0].value = v
-                self.rows[k][1].value = k not in d.fit_free and k in ("temperature", "vmod_rms", "tip_delta",
-                                                                        "tip_gamma")
-        for k in d.fit_free:
-            self.rows[k][1].value = False
-        self.norm.value = 0.0
-        self._spectrum_from_source()
+        with self.batch():
+            self.rows = {}                      # a demo starts from the model's defaults, not the last fit
+            if self.model.value == d.model:
+                self._build_table()
+            self.model.value = d.model
+            for k, v in d.fit_initial.items():
+                if k in self.rows:
+                    self.rows[k][0].value = v
+                    self.rows[k][1].value = k not in d.fit_free and k in ("temperature", "vmod_rms", "tip_delta",
+                                                                            "tip_gamma")
+            for k in d.fit_free:
+                self.rows[k][1].value = False
+            self.norm.value = 0.0
+            self._spectrum_from_source()
 
     # ------------------------------------------------------------------ model and fits
     def current_values(self) -> dict[str, float]:

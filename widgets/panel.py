@@ -48,6 +48,8 @@ class Panel:
     PARAMS: ClassVar[tuple[Param, ...]] = ()
     #: a redraw slower than this (s) switches the sliders to update-on-release
     LIVE_BUDGET: ClassVar[float] = 0.08
+    #: width of the control column
+    SIDEBAR_WIDTH: ClassVar[str] = "27em"
 
     def __init__(self, **values: float) -> None:
         unknown = set(values) - {p.name for p in self.PARAMS}
@@ -86,7 +88,7 @@ class Panel:
         return [*self.extra_controls(), *self.controls.values(), w.HBox([self.manual, self.update_button])]
 
     def layout(self) -> w.Widget:
-        side = w.VBox(self.sidebar(), layout=w.Layout(width="27em", flex="0 0 auto"))
+        side = w.VBox(self.sidebar(), layout=w.Layout(width=self.SIDEBAR_WIDTH, flex="0 0 auto"))
         body = w.HBox([side, self.plot_area], layout=w.Layout(width="100%"))
         box = w.VBox([body, self.message])
         box.add_class("gs-panel")

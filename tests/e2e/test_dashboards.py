@@ -14,6 +14,21 @@ def line_paths(page):
     return page.eval_on_selector_all(LINE, CURVES)
 
 
+def wait_for_curves(page, timeout):
+    """Both spectrum curves drawn with real data."""
+    page.wait_for_selector(LINE, timeout=timeout)
+    page.wait_for_function("sel => [...document.querySelectorAll(sel)].filter(e => (e.getAttribute('d') || '')"
+                           ".length > 200).length === 2", arg=LINE, timeout=timeout)
+
+
+def wait_for_new_curves(page, before, timeout=60_000):
+    """Some curve's path differs from ``before``."""
+    page.wait_for_function(
+        "([sel, old]) => { const d = [...document.querySelectorAll(sel)].map(e => e.getAttribute('d') || '')"
+        ".filter(x => x.length > 200); return d.length === old.length && d.some((x, i) => x !== old[i]); }",
+        arg=[LINE, before], timeout=timeout)
+
+
 def test_gallery_lists_dashboards(page, voila_url):
     page.goto(f"{voila_url}/voila/render/index.ipynb")
     card = page.wait_for_selector("a.gs-card", timeout=60_000)
@@ -24,19 +39,13 @@ def test_gallery_lists_dashboards(page, voila_url):
 
 def test_gap_dashboard_slider_moves_curve(page, voila_url):
     page.goto(f"{voila_url}/voila/render/gap.ipynb")
-    page.wait_for_selector(LINE, timeout=60_000)
-    page.wait_for_function("sel => [...document.querySelectorAll(sel)].filter(e => (e.getAttribute('d') || '')"
-                           ".length > 200).length === 2", arg=LINE, timeout=30_000)
+    wait_for_curves(page, 60_000)
     before = line_paths(page)
     handle = page.wait_for_selector(".gs-param-delta .noUi-handle", timeout=30_000)
     handle.focus()
     for _ in range(10):
         page.keyboard.press("ArrowLeft")       # Δ₀ 1.30 → 1.20 meV, one step per press
-    page.wait_for_function(
-        "([sel, old]) => { const d = [...document.querySelectorAll(sel)].map(e => e.getAttribute('d') || '')"
-        ".filter(x => x.length > 200);"
-        " return d.length === old.length && d.some((x, i) => x !== old[i]); }",
-        arg=[LINE, before], timeout=30_000)
+    wait_for_new_curves(page, before, 30_000)
     after = line_paths(page)
     assert after != before
     # the number box follows the slider (kernel-side value)
@@ -48,9 +57,7 @@ def test_gap_dashboard_slider_moves_curve(page, voila_url):
 
 def test_shiba_dashboard_alpha_slider_and_map_click(page, voila_url):
     page.goto(f"{voila_url}/voila/render/shiba.ipynb")
-    page.wait_for_selector(LINE, timeout=90_000)
-    page.wait_for_function("sel => [...document.querySelectorAll(sel)].filter(e => (e.getAttribute('d') || '')"
-                           ".length > 200).length === 2", arg=LINE, timeout=60_000)
+    wait_for_curves(page, 90_000)
     image = page.wait_for_selector(".gs-map image", timeout=30_000)
     href0 = image.get_attribute("href")
     before = line_paths(page)
@@ -58,16 +65,14 @@ def test_shiba_dashboard_alpha_slider_and_map_click(page, voila_url):
     handle.focus()
     for _ in range(5):
         page.keyboard.press("ArrowRight")      # α 0.70 → 0.75: the YSR peak moves
-    changed = ("([sel, old]) => { const d = [...document.querySelectorAll(sel)].map(e => e.getAttribute('d') || '')"
-               ".filter(x => x.length > 200); return d.length === old.length && d.some((x, i) => x !== old[i]); }")
-    page.wait_for_function(changed, arg=[LINE, before], timeout=60_000)
+    wait_for_new_curves(page, before)
     page.wait_for_function("old => { const i = document.querySelector('.gs-map image');"
                            " return i && i.getAttribute('href') !== old; }", arg=href0, timeout=60_000)
     # click on the map away from the tip: the spectrum is recomputed at the new position
     before = line_paths(page)
     box = page.locator(".gs-map image").bounding_box()
     page.mouse.click(box["x"] + 0.8 * box["width"], box["y"] + 0.3 * box["height"])
-    page.wait_for_function(changed, arg=[LINE, before], timeout=60_000)
+    wait_for_new_curves(page, before)
     assert "Traceback" not in page.content()
     assert page.errors == []
 
