@@ -1,16 +1,20 @@
 # gapscope — two commands do all set-up on a fresh machine:
 #   make dashboards   # venv + install, then Voilà on http://127.0.0.1:8866 (gallery of all dashboards)
-#   make test         # venv + install (+ Debian's chromium), then the whole test suite
+#   make test         # venv + install (+ Debian's chromium), lint, then the whole test suite
+# Also: make test-fast (kernels + widgets without the slow tests), make lint, make bench.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8866
 STAMP  := $(VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
+PYTEST := $(BIN)/python -m pytest
+JOBS   ?= 2
 
-.PHONY: dashboards test install browser bench clean
+.PHONY: dashboards test test-fast lint install browser bench clean
 
-$(STAMP): pyproject.toml
+# Reinstall when the metadata changes: pyproject.toml, or the version in src/gapscope/__init__.py.
+$(STAMP): pyproject.toml src/gapscope/__init__.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
@@ -35,11 +39,26 @@ browser:
 		else echo "warning: $(CHROMIUM) missing and no root: browser tests will be skipped"; fi; \
 	fi
 
-test: install browser
-	$(BIN)/python -m pytest --nbval-lax tests notebooks
+# ruff on the whole repository, mypy on the kernels (config in pyproject.toml).
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+# Every tier; each pytest call selects tests, so none can exit 5 (nothing collected).
+#   1. everything in tests/ except the browser tier (kernels, widgets, repository checks), on $(JOBS) workers
+#   2. the notebooks, executed by nbval
+#   3. the browser tier: Voilà + headless Chromium, serial (it starts its own server)
+test: lint browser
+	$(PYTEST) -n $(JOBS) -m "not browser" --durations=10 tests
+	$(PYTEST) --nbval-lax notebooks
+	$(PYTEST) -m browser tests
+
+# Quick loop while editing: kernels + widgets + repository checks, slow tests left out.
+test-fast: install
+	$(PYTEST) -n $(JOBS) -m "not slow and not browser" tests/kernels tests/widgets tests/test_repository.py
 
 bench: install
 	$(BIN)/python benchmarks/bench.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache build dist *.egg-info src/*.egg-info

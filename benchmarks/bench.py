@@ -5,12 +5,11 @@ Prints numbers; it is not a timed test.  Run with ``make bench``.
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
 
 import numpy as np
-
-import argparse
 
 from gapscope.kernels import dos, tunneling, ysr
 from gapscope.kernels.constants import KB
@@ -64,7 +63,8 @@ def panel_row(name: str, preset: str | None, **extra) -> None:
     k_best, k_med = best(kernels)
     r_best, r_med = best(p.refresh)
     print(f"{name:<44} kernels {k_best * 1e3:7.2f} ms (median {k_med * 1e3:6.2f})   "
-          f"full refresh {r_best * 1e3:7.2f} ms (median {r_med * 1e3:6.2f})   widget part ≈ {(r_med - k_med) * 1e3:6.2f} ms")
+          f"full refresh {r_best * 1e3:7.2f} ms (median {r_med * 1e3:6.2f})   "
+          f"widget part ≈ {(r_med - k_med) * 1e3:6.2f} ms")
 
 
 def shiba_rows(full_naive: bool) -> None:
@@ -86,7 +86,8 @@ def shiba_rows(full_naive: bool) -> None:
     print(f"  spectrum, 1000 biases, SC tip + lock-in, after a J change      {b * 1e3:8.2f} ms (median {m * 1e3:.2f})")
     eng_cold = lambda: tunneling.didv(V, sample_dos=lambda E: ysr.ldos(sub, imp(0.7), tip, E)[0], **chain)
     b2, m2 = best(eng_cold, 5)
-    print(f"  same, naive (propagators rebuilt every call)                     {b2 * 1e3:8.2f} ms (median {m2 * 1e3:.2f})")
+    print("  same, naive (propagators rebuilt every call)                     "
+          f"{b2 * 1e3:8.2f} ms (median {m2 * 1e3:.2f})")
 
     for label, ch in (("normal tip, 0.32 K", dict(temperature=0.32)), ("SC tip Δ_t 1.43 meV + lock-in", chain)):
         bias = np.array([0.59 + ch.get("tip_delta", 0.0)])
@@ -101,7 +102,7 @@ def shiba_rows(full_naive: bool) -> None:
         cold = time.perf_counter() - t0
         alphas = iter(np.linspace(0.5, 1.2, 10000))
 
-        def j_map():
+        def j_map(e2=e2, alphas=alphas, pts=pts, E=E, w=w):   # bound now: best() calls it in this iteration
             e2.update(sub, imp(next(alphas)))
             e2.weighted_map(pts, E, w)
         bj, mj = best(j_map, 7)
@@ -172,7 +173,8 @@ def main() -> None:
     naive = time.perf_counter() - t0
     diff = np.max(np.abs(slow - fast())) / np.max(fast())
     print(f"  gapscope FFT chain  {fb * 1e3:8.2f} ms (median {fm * 1e3:.2f})")
-    print(f"  naive dense sum     {naive * 1e3:8.1f} ms   (×{naive / fm:.0f} slower; max relative difference {diff:.1e})")
+    print(f"  naive dense sum     {naive * 1e3:8.1f} ms   "
+          f"(×{naive / fm:.0f} slower; max relative difference {diff:.1e})")
 
 
 if __name__ == "__main__":

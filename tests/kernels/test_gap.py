@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from scipy import integrate
 from scipy.optimize import brentq
 
 from gapscope.kernels import gap
@@ -33,12 +34,42 @@ def test_table_and_independent_matsubara_solution():
         assert gap.reduced_gap(x) == pytest.approx(matsubara_delta(x), abs=2e-7)
 
 
-def test_half_tc_value_and_ratio():
-    assert gap.bcs_gap(3.55, delta0=1.0, tc=7.1) == pytest.approx(0.9569, abs=5e-5)
-    assert 2 * BCS_RATIO == pytest.approx(3.528, abs=5e-4)
-    # weak coupling: ratio of the solved gap at T → 0 to k_B T_c, checked via the Matsubara form
-    # T_c is where the Matsubara equation for δ → 0 holds with the same τ scale
-    assert gap.ratio(delta0=gap.delta0_from_ratio(tc=3.0), tc=3.0) == pytest.approx(3.5278, abs=1e-4)
+OMEGA_D = 1000.0   # meV: Debye cutoff ≫ Δ₀ = 1 meV, so cutoff corrections are O((Δ₀/ω_D)²) ~ 1e-6
+
+
+def cutoff_gap_integral(d, kT):
+    """∫₀^ω_D dξ tanh(E/2k_BT)/E, E = √(ξ² + Δ²), by adaptive quadrature (meV; no BCS_RATIO)."""
+    def f(xi):
+        if d > 0:
+            e = np.hypot(xi, d)
+            return np.tanh(e / (2 * kT)) / e
+        return np.tanh(xi / (2 * kT)) / xi if xi > 0 else 1 / (2 * kT)
+    cut = 200 * kT      # tanh = 1 to e^{−200} beyond
+    near, _ = integrate.quad(f, 0, cut, limit=500, epsabs=1e-13, epsrel=1e-13)
+    far, _ = integrate.quad(lambda xi: 1 / np.hypot(xi, d), cut, OMEGA_D, epsabs=1e-13, epsrel=1e-13)
+    return near + far
+
+
+def cutoff_gap(kT, inv_lambda):
+    """Δ(T) (meV) solving 1/λ = ∫₀^ω_D tanh(E/2k_BT)/E dξ."""
+    return brentq(lambda x: cutoff_gap_integral(x, kT) - inv_lambda, 1e-6, 1.0, xtol=1e-14)
+
+
+def test_tc_and_gap_from_the_cutoff_gap_equation():
+    """Solve 1/λ = ∫₀^ω_D tanh(E/2k_BT)/E dξ with a Debye cutoff: T_c and Δ(T) owe nothing to the kernel."""
+    inv_lambda = np.arcsinh(OMEGA_D / 1.0)      # the coupling that gives Δ(T = 0) = 1 meV exactly
+    kTc = brentq(lambda kT: cutoff_gap_integral(0.0, kT) - inv_lambda, 0.1, 2.0, xtol=1e-14)
+    tc = kTc / KB                               # K
+    assert 1.0 / kTc == pytest.approx(1.764, abs=5e-4)                 # Δ₀/k_BT_c, literature
+    assert gap.ratio(delta0=1.0, tc=tc) == pytest.approx(3.528, abs=5e-4)   # 2Δ₀/k_BT_c
+    assert gap.ratio(delta0=1.0, tc=tc) == pytest.approx(2 / kTc, rel=1e-12)
+    for t in (0.3, 0.5, 0.9, 0.99):
+        assert gap.bcs_gap(t * tc, delta0=1.0, tc=tc) == pytest.approx(cutoff_gap(t * kTc, inv_lambda), abs=2e-7)
+    assert gap.bcs_gap(tc, delta0=1.0, tc=tc) == 0
+
+
+def test_half_tc_value_literature():
+    assert gap.bcs_gap(3.55, delta0=1.0, tc=7.1) == pytest.approx(0.9569, abs=5e-5)   # δ(0.5) = 0.9569
 
 
 def test_asymptotics():

@@ -7,13 +7,13 @@ import pytest
 
 from gapscope.kernels import readers
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "nanonis"   # shared/ sits beside the checkout
+DATA = Path(__file__).resolve().parents[1] / "data" / "nanonis"   # tests/data/nanonis, with licences and README
 
 
 @pytest.fixture(scope="module")
 def data_dir():
     if not DATA.exists():
-        pytest.fail(f"shared/data/nanonis not found at {DATA}")
+        pytest.fail(f"tests/data/nanonis not found at {DATA}")
     return DATA
 
 
@@ -71,8 +71,8 @@ def test_grid_round_trip_non_square(tmp_path):
     bias = np.linspace(-5, 5, nb)
     x, y = np.linspace(0, 3.0, nx), np.linspace(0, 1.5, ny)
     data = np.fromfunction(lambda i, j, k: 1000 * i + 10 * j + k * 0.01, (nx, ny, nb))
-    g = readers.Grid(bias=bias, x=x, y=y, data={"LockinX": data, "Current": -data}, units={"LockinX": "V", "Current": "A"},
-                     header={})
+    g = readers.Grid(bias=bias, x=x, y=y, data={"LockinX": data, "Current": -data},
+                     units={"LockinX": "V", "Current": "A"}, header={})
     path = tmp_path / "g.3ds"
     readers.write_grid(path, g)
     r = readers.read_grid(path)
@@ -116,7 +116,7 @@ def test_current_only_data_differentiated_and_normalised(tmp_path):
     V = np.linspace(-3, 3, 301)
     I = V ** 3 + 2 * V                                   # dI/dV = 3V² + 2
     p = tmp_path / "iv.csv"
-    p.write_text("Bias (V),Current (A)\n" + "\n".join(f"{v / 1e3},{i}" for v, i in zip(V, I)))
+    p.write_text("Bias (V),Current (A)\n" + "\n".join(f"{v / 1e3},{i}" for v, i in zip(V, I, strict=True)))
     s = readers.read_spectrum(p)
     np.testing.assert_allclose(s.bias, V, atol=1e-9)                 # V → mV
     g = s.conductance()                                              # the current channel, differentiated
@@ -133,10 +133,13 @@ MALFORMED = {
     "binary.dat": bytes(range(256)) * 40,
     "junk.dat": b"\x89PNG\r\n\x1a\n" + b"\x00\x01\x02" * 500,
     "no_data_section.dat": b"Experiment\tbias spectroscopy\t\nDate\t04.08.2015\t\nUser\t\t\n",
-    "truncated.dat": b"Experiment\tbias spectroscopy\t\n\n[DATA]\nBias calc (V)\tInput 3 (A)\n-1E-3\t2E-12\n0E-3\t1E-12\n1E",
-    "wrong_numbers.dat": b"Experiment\tbias spectroscopy\t\n\n[DATA]\nBias calc (V)\tInput 3 (A)\n-1E-3\t2E-12\n0E-3\tabc\n",
+    "truncated.dat": b"Experiment\tbias spectroscopy\t\n\n[DATA]\nBias calc (V)\tInput 3 (A)\n"
+                     b"-1E-3\t2E-12\n0E-3\t1E-12\n1E",
+    "wrong_numbers.dat": b"Experiment\tbias spectroscopy\t\n\n[DATA]\nBias calc (V)\tInput 3 (A)\n"
+                         b"-1E-3\t2E-12\n0E-3\tabc\n",
     "no_labels.dat": b"Experiment\tbias spectroscopy\t\n\n[DATA]\n-1E-3\t2E-12\n0E-3\t1E-12\n",
-    "huge_header.dat": b"Experiment\tbias spectroscopy\t\n" + b"Key\tvalue\t\n" * 20000 + b"[DATA]\nBias (V)\tI (A)\n0\t1\n",
+    "huge_header.dat": (b"Experiment\tbias spectroscopy\t\n" + b"Key\tvalue\t\n" * 20000
+                        + b"[DATA]\nBias (V)\tI (A)\n0\t1\n"),
     "bad_unit.csv": b"bias (s),signal\n1,2\n2,3\n3,4\n",
     "one_column.csv": b"bias (mV)\n1\n2\n3\n",
 }

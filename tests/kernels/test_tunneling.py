@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from scipy import integrate
 
-from gapscope.kernels import dos, tunneling as tn
+from gapscope.kernels import dos
+from gapscope.kernels import tunneling as tn
 from gapscope.kernels.constants import KB
 
 
@@ -43,6 +44,31 @@ class TestNormalTip:
     def test_zero_temperature_is_the_dos(self):
         V = np.linspace(-3, 3, 121)
         np.testing.assert_allclose(tn.didv(V, sample_dos=PB, temperature=0.0), PB(V), rtol=1e-14)
+
+    def test_small_temperature_and_modulation_approach_the_dos(self):
+        """T → 0 and V_rms → 0 from above (the grid path, not the T = 0 shortcut) converge to N_s(V).
+
+        Leading term (Sommerfeld): G − N_s = ½σ² N_s″ with σ² = π²(k_BT)²/3 for −f′ and
+        V_rms²/2 for the lock-in; the grid (step σ/3) widens σ² by ≲ 2 %.
+        """
+        V = np.linspace(-3, 3, 121)
+        N = PB(V)
+        off_peak = np.array([-2.0, -1.5, -1.2, -0.6, 0.0, 0.7, 1.5, 2.5])
+        h = 1e-4
+        n2 = (PB(off_peak + h) - 2 * PB(off_peak) + PB(off_peak - h)) / h**2
+        chains = ((lambda x: {"temperature": x}, lambda x: np.pi**2 * (KB * x) ** 2 / 3, (0.02, 0.01, 0.005)),
+                  (lambda x: {"temperature": 0.0, "vmod_rms": x}, lambda x: x * x / 2, (0.005, 0.0025, 0.00125)))
+        for kw, sigma2, xs in chains:      # T in K, V_rms in mV, all ≪ Γ = 0.02 meV
+            errs = []
+            for x in xs:
+                errs.append(np.max(np.abs(tn.didv(V, sample_dos=PB, **kw(x)) / N - 1)))
+                G = tn.didv(off_peak, sample_dos=PB, **kw(x))
+                np.testing.assert_allclose(G - PB(off_peak), 0.5 * sigma2(x) * n2, rtol=0.03)
+            assert 3.0 < errs[0] / errs[1] < 4.5 and 3.5 < errs[1] / errs[2] < 4.5   # O(σ²)
+        G = tn.didv(V, sample_dos=PB, temperature=0.0025)
+        np.testing.assert_allclose(G, N, rtol=2e-4)                     # peaks included
+        G = tn.didv(V, sample_dos=PB, temperature=0.005, vmod_rms=0.0025)
+        np.testing.assert_allclose(G, N, rtol=5e-3)
 
     def test_zero_temperature_zero_gamma_is_finite(self):
         s = dos.bind("dynes", delta=1.0, gamma=0.0)
