@@ -18,14 +18,28 @@ import numpy as np
 from scipy import fft as _fft
 
 from . import _validate as _v
+from .specs import Spec
 
 __all__ = [
     "dynes", "dynes_antiderivative", "anisotropic_s", "anisotropic_s_antiderivative",
     "dwave", "dwave_antiderivative", "anisotropic_s_cells", "dwave_cells", "multigap", "two_gap", "two_gap_antiderivative",
-    "gap_function", "SampleDOS", "bind", "MODELS",
+    "gap_function", "SampleDOS", "bind", "MODELS", "Model", "get_model", "TabulatedDOS", "tabulated",
+    "DELTA", "GAMMA", "ANISOTROPY", "HARMONIC", "DELTA2", "WEIGHT2",
 ]
 
 _CHUNK = 1_000_000  # complex elements per vectorised block
+
+# ----------------------------------------------------------------------------- parameters
+DELTA = Spec("delta", "Δ", "meV", 1.3, (0.0, 3.0), (0.0, 50.0), 0.01,
+             "gap (Fermi-surface average for anisotropic s; maximum for d)")
+GAMMA = Spec("gamma", "Γ", "meV", 0.02, (0.0, 0.3), (0.0, 10.0), 0.001, "Dynes broadening of the sample")
+ANISOTROPY = Spec("anisotropy", "a", "", 0.3, (0.0, 1.5), (-10.0, 10.0), 0.01,
+                  "anisotropy: Δ(φ) = Δ₀(1 + a cos nφ)")
+HARMONIC = Spec("n", "n", "", 6, (1, 12), (1, 64), 1,
+                "angular harmonic of the anisotropy (changes Δ(φ), not the DOS)", integer=True)
+DELTA2 = Spec("delta2", "Δ₂", "meV", 0.6, (0.0, 3.0), (0.0, 50.0), 0.01, "gap of the second band")
+WEIGHT2 = Spec("weight2", "w₂", "", 0.3, (0.0, 1.0), (0.0, 1.0), 0.01,
+               "normal-state DOS fraction of the second band")
 
 
 # ----------------------------------------------------------------------------- Dynes
@@ -54,6 +68,28 @@ def _dynes_anti_raw(E: np.ndarray, delta: np.ndarray | float, gamma: float) -> n
     return a
 
 
+def _dynes_anti2_reduced(E: np.ndarray, delta: float, gamma: float) -> np.ndarray:
+    """B̃(E) = B(E) − Re(z²)/2 with B'' = N: B = Re[½ z s − ½Δ² ln(z + s)], s = z√(1 − Δ²/z²).
+
+    In the stable form B̃ = −½Δ² Re[z/(z + s) + ln(z + s)] (z(s − z) = −zΔ²/(z + s)); only
+    ln|z + s| enters, which is continuous, so no branch of the logarithm matters.
+    """
+    z = np.asarray(E, dtype=float) + 1j * gamma
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = z * np.sqrt(1.0 - (delta * delta) / (z * z))
+        b = -0.5 * delta * delta * np.real(z / (z + s) + np.log(z + s))
+    if gamma == 0.0:     # z = 0: s = iΔ, the limit is −½Δ² ln Δ
+        b = np.where(np.asarray(E) == 0.0, -0.5 * delta * delta * np.log(delta), b)
+    return b
+
+
+def _dynes_hat(E: np.ndarray, h: float, delta: float, gamma: float) -> np.ndarray:
+    """Hat projections (1/h)∫N φ_j of the Dynes DOS: 1 + [B̃(E+h) − 2B̃(E) + B̃(E−h)]/h² (exact)."""
+    E = np.asarray(E, dtype=float)
+    return 1.0 + (_dynes_anti2_reduced(E + h, delta, gamma) - 2.0 * _dynes_anti2_reduced(E, delta, gamma)
+                  + _dynes_anti2_reduced(E - h, delta, gamma)) / (h * h)
+
+
 def dynes(E: np.ndarray | float, *, delta: float, gamma: float) -> np.ndarray:
     """Dynes density of states.
 
@@ -76,8 +112,8 @@ def dynes(E: np.ndarray | float, *, delta: float, gamma: float) -> np.ndarray:
     ndarray
         N(E)/N₀, same shape as ``E``.
     """
-    delta = _v.scalar("delta", delta, "meV", minimum=0.0)
-    gamma = _v.scalar("gamma", gamma, "meV", minimum=0.0)
+    delta = DELTA.check(delta)
+    gamma = GAMMA.check(gamma)
     E = np.asarray(E, dtype=float)
     if delta == 0.0:
         return np.ones_like(E)
@@ -86,8 +122,8 @@ def dynes(E: np.ndarray | float, *, delta: float, gamma: float) -> np.ndarray:
 
 def dynes_antiderivative(E: np.ndarray | float, *, delta: float, gamma: float) -> np.ndarray:
     """Antiderivative of :func:`dynes`: A(E) = Re[z (1 − Δ²/z²)^(1/2)], dA/dE = N (meV)."""
-    delta = _v.scalar("delta", delta, "meV", minimum=0.0)
-    gamma = _v.scalar("gamma", gamma, "meV", minimum=0.0)
+    delta = DELTA.check(delta)
+    gamma = GAMMA.check(gamma)
     E = np.asarray(E, dtype=float)
     if delta == 0.0:
         return E.copy()
@@ -135,11 +171,10 @@ def _dwave_gaps(delta: float, width: float) -> np.ndarray:
 
 
 def _check_aniso(delta: float, anisotropy: float, gamma: float, n: int) -> tuple[float, float, float]:
-    delta = _v.scalar("delta", delta, "meV", minimum=0.0)
-    anisotropy = _v.scalar("anisotropy", anisotropy, "", minimum=-10.0, maximum=10.0)
-    gamma = _v.scalar("gamma", gamma, "meV", minimum=0.0)
-    if int(n) != n or n < 1:
-        raise ValueError(f"n must be an integer ≥ 1 (the angular harmonic), got {n!r}")
+    delta = DELTA.check(delta)
+    anisotropy = ANISOTROPY.check(anisotropy)
+    gamma = GAMMA.check(gamma)
+    HARMONIC.check(n)
     return delta, anisotropy, gamma
 
 
@@ -231,8 +266,8 @@ def dwave(E: np.ndarray | float, *, delta: float, gamma: float) -> np.ndarray:
     ndarray
         N(E)/N₀.
     """
-    delta = _v.scalar("delta", delta, "meV", minimum=0.0)
-    gamma = _v.scalar("gamma", gamma, "meV", minimum=0.0)
+    delta = DELTA.check(delta)
+    gamma = GAMMA.check(gamma)
     E = np.asarray(E, dtype=float)
     if delta == 0.0:
         return np.ones_like(E)
@@ -249,8 +284,8 @@ def dwave(E: np.ndarray | float, *, delta: float, gamma: float) -> np.ndarray:
 def dwave_antiderivative(E: np.ndarray | float, *, delta: float, gamma: float,
                          resolution: float = 0.0) -> np.ndarray:
     """Antiderivative of :func:`dwave` (meV); see :func:`anisotropic_s_antiderivative`."""
-    delta = _v.scalar("delta", delta, "meV", minimum=0.0)
-    gamma = _v.scalar("gamma", gamma, "meV", minimum=0.0)
+    delta = DELTA.check(delta)
+    gamma = GAMMA.check(gamma)
     E = np.asarray(E, dtype=float)
     if delta == 0.0:
         return E.copy()
@@ -259,9 +294,14 @@ def dwave_antiderivative(E: np.ndarray | float, *, delta: float, gamma: float,
 
 
 # ------------------------------------------------ fast cell averages on uniform grids
-_GL_S, _GL_W = np.polynomial.legendre.leggauss(64)
-_GL_S = 0.5 * (_GL_S + 1.0)
-_GL_W = 0.5 * _GL_W
+def _gauss_on_unit(n: int) -> tuple[np.ndarray, np.ndarray]:
+    s, w = np.polynomial.legendre.leggauss(n)
+    return 0.5 * (s + 1.0), 0.5 * w
+
+
+_GL_NEAR = _gauss_on_unit(24)   # near the gap edges: ≤ 1e-6 against 64 nodes (tested)
+_GL_FAR = _gauss_on_unit(12)    # |E| ≥ 1.25 max|Δ|: the integrand is smooth, 12 nodes reach ~1e-9
+_FAR = 1.25
 
 
 def _clean_antiderivative(E: np.ndarray, pieces: list[tuple[float, float, Callable, Callable]],
@@ -271,21 +311,22 @@ def _clean_antiderivative(E: np.ndarray, pieces: list[tuple[float, float, Callab
     ``pieces`` are (u_low, u_high, |Δ|(u), inverse) with |Δ| monotonic between u_low (its
     smallest value) and u_high (its largest).  Each piece is integrated from the kink u*
     (where |Δ(u*)| = |E|, or u_high) to u_low with u = u* + (u_low − u*)s², which turns the
-    square-root kink into a smooth integrand for 64-point Gauss–Legendre.
+    square-root kink into a smooth integrand for Gauss–Legendre (24 nodes near the gap edges,
+    12 beyond 1.25 max|Δ|).
     """
     x = np.abs(np.asarray(E, dtype=float)).ravel()
     out = np.zeros_like(x)
     for u_low, u_high, absgap, inverse in pieces:
         g_low, g_high = absgap(np.array(u_low)), absgap(np.array(u_high))
-        live = x > g_low
-        if not np.any(live):
-            continue
-        xe = x[live]
-        ustar = np.where(xe >= g_high, u_high, inverse(np.clip(xe, g_low, g_high)))
-        length = u_low - ustar
-        u = ustar[:, None] + length[:, None] * (_GL_S ** 2)[None, :]
-        f = np.sqrt(np.clip(xe[:, None] ** 2 - absgap(u) ** 2, 0.0, None))
-        out[live] += np.abs(length) * ((f * (2.0 * _GL_S)[None, :]) @ _GL_W)
+        for sel, (nodes, weights) in ((x > g_low) & (x < _FAR * g_high), _GL_NEAR), ((x >= _FAR * g_high), _GL_FAR):
+            if not np.any(sel):
+                continue
+            xe = x[sel]
+            ustar = np.where(xe >= g_high, u_high, inverse(np.clip(xe, g_low, g_high)))
+            length = u_low - ustar
+            u = ustar[:, None] + length[:, None] * (nodes ** 2)[None, :]
+            f = np.sqrt(np.clip(xe[:, None] ** 2 - absgap(u) ** 2, 0.0, None))
+            out[sel] += np.abs(length) * ((f * (2.0 * nodes)[None, :]) @ weights)
     return (np.sign(E).ravel() * out / total).reshape(np.shape(E))
 
 
@@ -329,44 +370,73 @@ def _lorentzian_smear(cells: np.ndarray, h: float, gamma: float) -> np.ndarray:
     return 1.0 + full[n - 1:2 * n - 1]
 
 
-def _fs_grid_cells(pieces_total: tuple[list, float], E: np.ndarray, h: float, gamma: float) -> np.ndarray:
-    """Clean cell averages on r sub-cells per cell (sub-step ≤ Γ/10), Lorentzian, re-average."""
+def _hat_from_subcells(sub: np.ndarray, r: int) -> np.ndarray:
+    """Hat projections (1/h)∫N φ_j from averages over r (even) sub-cells per cell.
+
+    φ_j is the linear B-spline on [E_j − h, E_j + h]; with r even its kinks fall on sub-cell
+    edges, so the projection of the piecewise-constant sub-cell function is exact:
+    Σ_m (1 − |x_m − E_j|/h)·sub_m / r over the 2r sub-cells around E_j.  Returns one value per
+    interior cell (the first and last cells of ``sub`` are only support).
+    """
+    x = (np.arange(2 * r) + 0.5 - r) / r            # sub-cell centres in units of h, relative to E_j
+    w = (1.0 - np.abs(x)) / r
+    n = sub.size // r
+    full = np.convolve(sub, w[::-1], mode="valid")   # full[k] = Σ_m w_m sub[k + m]
+    return full[r // 2: r // 2 + (n - 2) * r: r]
+
+
+def _fs_grid_cells(pieces_total: tuple[list, float], E: np.ndarray, h: float, gamma: float,
+                   hat: bool = False) -> np.ndarray:
+    """Clean cell averages on r sub-cells per cell (sub-step ≤ Γ/10), Lorentzian, re-average.
+
+    With ``hat`` the sub-cells are combined into hat projections instead of cell averages
+    (r even, ≥ 4), which keep the first moment of peaks narrower than the cell.
+    """
     pieces, total = pieces_total
     r = 1 if gamma == 0.0 else int(np.clip(np.ceil(10.0 * h / gamma), 1, 8))
+    if hat:
+        r = max(4, r + (r % 2))
     hs = h / r
     # The Lorentzian's 1/E² tails see N₀ − 1 ≈ ⟨Δ²⟩/2E² beyond the grid: extend it by
-    # 30Γ (≥ 1 meV) so the truncation error stays ≲ 3e-4 at the requested edges.
-    pad = 0 if gamma == 0.0 else int(np.ceil(min(max(30.0 * gamma, 1.0), 40.0) / h))
+    # 30Γ (≥ 0.3 meV); the tunnelling grid's own thermal margin keeps the effect on dI/dV
+    # below ~1e-5 (measured against a 1 meV extension).
+    pad = 0 if gamma == 0.0 else int(np.ceil(min(max(30.0 * gamma, 0.3), 40.0) / h))
+    pad = max(pad, 1) if hat else pad
     n = E.size + 2 * pad
     edges = (E[0] - (pad + 0.5) * h) + hs * np.arange(n * r + 1)
     sub = np.diff(_clean_antiderivative(edges, pieces, total)) / hs
     sub = _lorentzian_smear(sub, hs, gamma)
+    if hat:
+        return _hat_from_subcells(sub, r)[pad - 1:pad - 1 + E.size]
     return sub.reshape(n, r).mean(axis=1)[pad:pad + E.size]
 
 
 def anisotropic_s_cells(E: np.ndarray, h: float, *, delta: float, anisotropy: float, gamma: float,
-                        n: int = 1) -> np.ndarray:
+                        n: int = 1, hat: bool = False) -> np.ndarray:
     """Cell averages of :func:`anisotropic_s` on a uniform grid E (step h, meV), fast path.
 
     Clean (Γ = 0) antiderivative by kink-adapted Gauss–Legendre quadrature, then the
     Lorentzian identity N_Γ − 1 = L_Γ ⊛ (N₀ − 1) by FFT.  Cost O(64·len(E)) plus one FFT,
-    independent of Γ.
+    independent of Γ.  With ``hat`` the values are hat projections (1/h)∫N φ_j (see
+    :meth:`SampleDOS.hat_average`).
     """
     delta, anisotropy, gamma = _check_aniso(delta, anisotropy, gamma, n)
     if delta == 0.0:
         return np.ones_like(E)
     if anisotropy == 0.0:
+        if hat:
+            return _dynes_hat(E, h, delta, gamma)
         return np.diff(_dynes_anti_raw(np.concatenate([E - 0.5 * h, E[-1:] + 0.5 * h]), delta, gamma)) / h
-    return _fs_grid_cells(_aniso_pieces(delta, anisotropy), E, h, gamma)
+    return _fs_grid_cells(_aniso_pieces(delta, anisotropy), E, h, gamma, hat)
 
 
-def dwave_cells(E: np.ndarray, h: float, *, delta: float, gamma: float) -> np.ndarray:
+def dwave_cells(E: np.ndarray, h: float, *, delta: float, gamma: float, hat: bool = False) -> np.ndarray:
     """Cell averages of :func:`dwave` on a uniform grid E (step h, meV); see :func:`anisotropic_s_cells`."""
-    delta = _v.scalar("delta", delta, "meV", minimum=0.0)
-    gamma = _v.scalar("gamma", gamma, "meV", minimum=0.0)
+    delta = DELTA.check(delta)
+    gamma = GAMMA.check(gamma)
     if delta == 0.0:
         return np.ones_like(E)
-    return _fs_grid_cells(_dwave_pieces(delta), E, h, gamma)
+    return _fs_grid_cells(_dwave_pieces(delta), E, h, gamma, hat)
 
 # ----------------------------------------------------------------------- multi-gap
 def multigap(E: np.ndarray | float, *, deltas: Sequence[float], gammas: Sequence[float] | float,
@@ -382,10 +452,10 @@ def multigap(E: np.ndarray | float, *, deltas: Sequence[float], gammas: Sequence
     weights : sequence of float
         Non-negative band weights w_i (normal-state DOS fractions), not all zero.
     """
-    deltas = [_v.scalar(f"deltas[{i}]", d, "meV", minimum=0.0) for i, d in enumerate(deltas)]
+    deltas = [DELTA.replace(name=f"deltas[{i}]").check(d) for i, d in enumerate(deltas)]
     if np.ndim(gammas) == 0:
         gammas = [gammas] * len(deltas)
-    gammas = [_v.scalar(f"gammas[{i}]", g, "meV", minimum=0.0) for i, g in enumerate(gammas)]
+    gammas = [GAMMA.replace(name=f"gammas[{i}]").check(g) for i, g in enumerate(gammas)]
     weights = [_v.scalar(f"weights[{i}]", w, "", minimum=0.0) for i, w in enumerate(weights)]
     if not (len(deltas) == len(gammas) == len(weights)) or not deltas:
         raise ValueError("deltas, gammas and weights must have the same, non-zero length")
@@ -402,63 +472,147 @@ def two_gap(E: np.ndarray | float, *, delta: float, gamma: float, delta2: float,
 
     ``weight2`` ∈ [0, 1] is the normal-state DOS fraction of the second band; meV otherwise.
     """
-    weight2 = _v.scalar("weight2", weight2, "", minimum=0.0, maximum=1.0)
+    weight2 = WEIGHT2.check(weight2)
+    DELTA2.check(delta2)
     return multigap(E, deltas=[delta, delta2], gammas=gamma, weights=[1.0 - weight2, weight2])
 
 
 def two_gap_antiderivative(E: np.ndarray | float, *, delta: float, gamma: float, delta2: float,
                            weight2: float) -> np.ndarray:
     """Antiderivative of :func:`two_gap` (meV)."""
-    weight2 = _v.scalar("weight2", weight2, "", minimum=0.0, maximum=1.0)
+    weight2 = WEIGHT2.check(weight2)
+    DELTA2.check(delta2)
     return ((1.0 - weight2) * dynes_antiderivative(E, delta=delta, gamma=gamma)
             + weight2 * dynes_antiderivative(E, delta=delta2, gamma=gamma))
 
 
-# ------------------------------------------------------------------- gap function
-def gap_function(phi: np.ndarray | float, *, delta: float, anisotropy: float = 0.0, n: int = 1,
-                 symmetry: str = "anisotropic_s") -> np.ndarray:
-    """Momentum-resolved gap Δ(φ) on the Fermi circle (meV).
-
-    ``symmetry``: "s" → Δ₀; "anisotropic_s" → Δ₀(1 + a cos nφ); "d" → Δ₀ cos 2φ.
-    """
-    phi = np.asarray(phi, dtype=float)
-    if symmetry == "s":
-        return np.full_like(phi, delta)
-    if symmetry == "anisotropic_s":
-        return delta * (1.0 + anisotropy * np.cos(n * phi))
-    if symmetry == "d":
-        return delta * np.cos(2.0 * phi)
-    raise ValueError(f"symmetry must be 's', 'anisotropic_s' or 'd', got {symmetry!r}")
+# ------------------------------------------------------------------- gap functions
+def _gap_s(phi: np.ndarray, *, delta: float, **_: float) -> np.ndarray:
+    return np.full_like(phi, delta)
 
 
-# ---------------------------------------------------------------- bound models
+def _gap_anisotropic(phi: np.ndarray, *, delta: float, anisotropy: float = 0.0, n: int = 1, **_: float
+                     ) -> np.ndarray:
+    return delta * (1.0 + anisotropy * np.cos(n * phi))
+
+
+def _gap_d(phi: np.ndarray, *, delta: float, **_: float) -> np.ndarray:
+    return delta * np.cos(2.0 * phi)
+
+
+# ---------------------------------------------------------------- model records
 @dataclass(frozen=True)
 class Model:
-    """A DOS model: point function, antiderivative, and the parameter that sets its width."""
+    """A spectral model: everything the kernels, panels and fits need to know about it.
+
+    Attributes
+    ----------
+    name : str
+        Registry key (``dos.bind(name, ...)``).
+    label : str
+        What users read (e.g. "anisotropic s").
+    func, antiderivative : callable
+        N(E; params) and A(E; params) with dA/dE = N (meV).
+    specs : tuple of Spec
+        The model's parameters, in order (each validated by the kernel through its spec).
+    gap : callable or None
+        Angle-resolved gap Δ(φ; params) on the Fermi circle (meV); None for multi-band models.
+    takes_resolution : bool
+        The antiderivative accepts ``resolution=`` (the cell width it will be differenced over).
+    grid_cells : callable or None
+        Fast exact cell averages on a uniform grid, (E, h, **params) → cells.
+    fit_free : tuple of str
+        Parameters a fit frees by default (the others start fixed).
+    aliases : tuple of str
+        Other keys accepted for the model (e.g. "s", "d" as gap symmetries).
+    doc : str
+        One line for tables.
+    grid_hats : callable or None
+        Exact hat projections (1/h)∫N φ_j on a uniform grid, (E, h, **params) → values.
+    """
 
     name: str
     func: Callable[..., np.ndarray]
     antiderivative: Callable[..., np.ndarray]
     takes_resolution: bool = False
-    #: fast exact cell averages on a uniform grid, (E, h, **params) → cells, if the model has one
     grid_cells: Callable[..., np.ndarray] | None = None
+    label: str = ""
+    specs: tuple[Spec, ...] = ()
+    gap: Callable[..., np.ndarray] | None = None
+    fit_free: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+    doc: str = ""
+    grid_hats: Callable[..., np.ndarray] | None = None
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.specs)
+
+    def defaults(self) -> dict[str, float]:
+        """The specs' default values, by name."""
+        return {s.name: s.default for s in self.specs}
 
 
-MODELS: dict[str, Model] = {
-    "dynes": Model("dynes", dynes, dynes_antiderivative),
-    "anisotropic_s": Model("anisotropic_s", anisotropic_s, anisotropic_s_antiderivative, True,
-                           anisotropic_s_cells),
-    "dwave": Model("dwave", dwave, dwave_antiderivative, True, dwave_cells),
-    "two_gap": Model("two_gap", two_gap, two_gap_antiderivative),
-}
+def dynes_hats(E: np.ndarray, h: float, *, delta: float, gamma: float) -> np.ndarray:
+    """Hat projections (1/h)∫N φ_j of :func:`dynes` on the grid E (step h, meV), exact."""
+    delta, gamma = DELTA.check(delta), GAMMA.check(gamma)
+    return np.ones_like(np.asarray(E, dtype=float)) if delta == 0.0 else _dynes_hat(E, h, delta, gamma)
+
+
+def two_gap_hats(E: np.ndarray, h: float, *, delta: float, gamma: float, delta2: float, weight2: float
+                 ) -> np.ndarray:
+    """Hat projections of :func:`two_gap` (exact)."""
+    weight2 = WEIGHT2.check(weight2)
+    return ((1.0 - weight2) * dynes_hats(E, h, delta=delta, gamma=gamma)
+            + weight2 * dynes_hats(E, h, delta=DELTA2.check(delta2), gamma=gamma))
+
+
+MODELS: dict[str, Model] = {m.name: m for m in (
+    Model("dynes", dynes, dynes_antiderivative, label="s-wave (Dynes)", specs=(DELTA, GAMMA), gap=_gap_s,
+          fit_free=("delta", "gamma"), aliases=("s",), doc="isotropic s-wave (BCS–Dynes)", grid_hats=dynes_hats),
+    Model("anisotropic_s", anisotropic_s, anisotropic_s_antiderivative, True, anisotropic_s_cells,
+          label="anisotropic s", specs=(DELTA, ANISOTROPY, GAMMA, HARMONIC), gap=_gap_anisotropic,
+          fit_free=("delta", "anisotropy", "gamma"), doc="anisotropic s-wave, Δ₀(1 + a cos nφ)",
+          grid_hats=lambda E, h, **p: anisotropic_s_cells(E, h, hat=True, **p)),
+    Model("dwave", dwave, dwave_antiderivative, True, dwave_cells, label="d-wave", specs=(DELTA, GAMMA),
+          gap=_gap_d, fit_free=("delta", "gamma"), aliases=("d",), doc="d-wave, Δ₀ cos 2φ",
+          grid_hats=lambda E, h, **p: dwave_cells(E, h, hat=True, **p)),
+    Model("two_gap", two_gap, two_gap_antiderivative, label="two bands", specs=(DELTA, GAMMA, DELTA2, WEIGHT2),
+          fit_free=("delta", "gamma", "delta2", "weight2"), doc="two bands (multi-gap)", grid_hats=two_gap_hats),
+)}
+
+
+def get_model(name: str) -> Model:
+    """The model record for a name or alias; ``ValueError`` listing the known ones otherwise."""
+    if name in MODELS:
+        return MODELS[name]
+    for m in MODELS.values():
+        if name in m.aliases:
+            return m
+    known = sorted(list(MODELS) + [a for m in MODELS.values() for a in m.aliases])
+    raise ValueError(f"unknown DOS model {name!r}; use one of {known}")
+
+
+def gap_function(phi: np.ndarray | float, *, delta: float, anisotropy: float = 0.0, n: int = 1,
+                 symmetry: str = "anisotropic_s") -> np.ndarray:
+    """Momentum-resolved gap Δ(φ) on the Fermi circle (meV), dispatched through the model record.
+
+    ``symmetry`` is a model name or alias: "s"/"dynes" → Δ₀; "anisotropic_s" → Δ₀(1 + a cos nφ);
+    "d"/"dwave" → Δ₀ cos 2φ.
+    """
+    m = get_model(symmetry)
+    if m.gap is None:
+        raise ValueError(f"model {m.name!r} has no single angle-resolved gap Δ(φ)")
+    return m.gap(np.asarray(phi, dtype=float), delta=delta, anisotropy=anisotropy, n=n)
 
 
 @dataclass(frozen=True)
 class SampleDOS:
     """A DOS model with its parameters bound: callable E → N(E), plus exact cell averages.
 
-    Build with :func:`bind`.  :meth:`cell_average` is what the tunnelling kernels sample on
-    their energy grids; :attr:`width` (the model's Γ) tells them how fine a grid must be.
+    Build with :func:`bind`.  It satisfies the sample-DOS contract of :mod:`.sampling`
+    (:class:`~gapscope.kernels.sampling.CellAveraged`): :meth:`cell_average` is what the
+    tunnelling kernels sample on their grids, :attr:`width` is the model's Γ.
     """
 
     model: Model
@@ -469,8 +623,7 @@ class SampleDOS:
 
     def sample(self, E: np.ndarray, h: float) -> np.ndarray:
         """Values for a quadrature of step h: point values where Γ ≥ 2h resolves every
-        feature (trapezoid sums of analytic functions converge exponentially), exact cell
-        averages otherwise (weight-conserving for unresolved or Γ = 0 singularities)."""
+        feature, exact cell averages otherwise (weight-conserving for unresolved peaks)."""
         if self.width >= 2.0 * h and self.model.grid_cells is None:
             return self(E)
         return self.cell_average(E, h)
@@ -486,12 +639,24 @@ class SampleDOS:
         uniform = _is_uniform(E, h)
         if uniform and self.model.grid_cells is not None:
             return self.model.grid_cells(E, h, **self.params)
-        edges = np.concatenate([E - 0.5 * h, E[-1:] + 0.5 * h]) if uniform else None
-        if edges is not None:
-            a = self.model.antiderivative(edges, **kw)
+        if uniform:
+            a = self.model.antiderivative(np.concatenate([E - 0.5 * h, E[-1:] + 0.5 * h]), **kw)
             return np.diff(a) / h
         return (self.model.antiderivative(E + 0.5 * h, **kw)
                 - self.model.antiderivative(E - 0.5 * h, **kw)) / h
+
+    def hat_average(self, E: np.ndarray, h: float) -> np.ndarray:
+        """Hat projections (1/h)∫N(x) φ(x − E) dx, φ the linear B-spline of half-width h.
+
+        Exact where the model has them (all built-in models, on uniform grids); otherwise the
+        mean of cell averages over eight sub-offsets (hat = box ⊛ box).  Unlike a cell average
+        a hat projection keeps the first moment of a peak narrower than h in place.
+        """
+        E = np.asarray(E, dtype=float)
+        if self.model.grid_hats is not None and _is_uniform(E, h):
+            return self.model.grid_hats(E, h, **self.params)
+        offs = ((np.arange(8) + 0.5) / 8 - 0.5) * h
+        return np.mean([self.cell_average(E + o, h) for o in offs], axis=0)
 
     @property
     def width(self) -> float:
@@ -506,8 +671,8 @@ def _is_uniform(E: np.ndarray, h: float) -> bool:
 def bind(model: str | Callable[..., np.ndarray], **params: float) -> SampleDOS:
     """Bind parameters to a DOS model, e.g. ``bind("dynes", delta=1.3, gamma=0.02)``.
 
-    ``model`` is a name in :data:`MODELS` or one of this module's DOS functions.  The
-    parameters are checked at once by one evaluation, so a bad value raises here.
+    ``model`` is a name (or alias) in :data:`MODELS` or one of this module's DOS functions.
+    The parameters are checked at once by one evaluation, so a bad value raises here.
     """
     if callable(model):
         found = [m for m in MODELS.values() if m.func is model]
@@ -515,9 +680,80 @@ def bind(model: str | Callable[..., np.ndarray], **params: float) -> SampleDOS:
             raise ValueError(f"{model!r} is not a registered DOS model; use one of {sorted(MODELS)}")
         m = found[0]
     else:
-        if model not in MODELS:
-            raise ValueError(f"unknown DOS model {model!r}; use one of {sorted(MODELS)}")
-        m = MODELS[model]
+        m = get_model(model)
     bound = SampleDOS(m, dict(params))
     bound(np.zeros(1))  # validates the parameters (raises ValueError with the name)
     return bound
+
+
+# ------------------------------------------------------------------ tabulated DOS
+class TabulatedDOS:
+    """A DOS given as numbers on an energy grid (Usadel, Ising, measured or deconvolved DOS).
+
+    N(E) is the piecewise-linear interpolant of the table, held at its end values beyond it.
+    It satisfies the sample-DOS contract with *exact* cell averages of that interpolant, so
+    it goes through the tunnelling chain on any grid; :attr:`width` is the table's finest
+    spacing.  Build with :func:`tabulated`.
+    """
+
+    def __init__(self, energies: np.ndarray, values: np.ndarray) -> None:
+        self.energies = energies
+        self.values = values
+        seg = np.diff(energies) * 0.5 * (values[1:] + values[:-1])
+        self._cum = np.concatenate([[0.0], np.cumsum(seg)])
+        self.width = float(np.min(np.diff(energies)))
+
+    def __call__(self, E: np.ndarray | float) -> np.ndarray:
+        return np.interp(np.asarray(E, dtype=float), self.energies, self.values)
+
+    def antiderivative(self, x: np.ndarray) -> np.ndarray:
+        """A(x) = ∫_{E₀}^x N (meV), exact for the interpolant (linear beyond the table)."""
+        e, v = self.energies, self.values
+        x = np.asarray(x, dtype=float)
+        i = np.clip(np.searchsorted(e, x, side="right") - 1, 0, e.size - 2)
+        t = np.clip(x, e[0], e[-1]) - e[i]
+        slope = (v[i + 1] - v[i]) / (e[i + 1] - e[i])
+        inside = self._cum[i] + v[i] * t + 0.5 * slope * t * t
+        below = (x - e[0]) * v[0]
+        above = self._cum[-1] + (x - e[-1]) * v[-1]
+        return np.where(x < e[0], below, np.where(x > e[-1], above, inside))
+
+    def cell_average(self, E: np.ndarray, h: float) -> np.ndarray:
+        """Mean of the interpolant over [E − h/2, E + h/2] (exact)."""
+        E = np.asarray(E, dtype=float)
+        if h <= 0.0:
+            return self(E)
+        return (self.antiderivative(E + 0.5 * h) - self.antiderivative(E - 0.5 * h)) / h
+
+
+def tabulated(energies: np.ndarray, values: np.ndarray) -> TabulatedDOS:
+    """A tabulated DOS: ``energies`` (meV, strictly increasing) and normalised ``values`` (≥ 0).
+
+    Raises ``ValueError`` for mismatched, too short, non-increasing, non-finite or negative input.
+    """
+    e = np.asarray(energies, dtype=float)
+    v = np.asarray(values, dtype=float)
+    if e.ndim != 1 or v.shape != e.shape or e.size < 2:
+        raise ValueError(f"energies and values must be 1D arrays of the same length ≥ 2, got {e.shape} and {v.shape}")
+    if not (np.all(np.isfinite(e)) and np.all(np.isfinite(v))):
+        raise ValueError("energies and values must be finite")
+    if np.any(np.diff(e) <= 0):
+        raise ValueError("energies must be strictly increasing")
+    if np.any(v < 0):
+        raise ValueError(f"a density of states cannot be negative (min {v.min():g} at E = {e[np.argmin(v)]:g} meV)")
+    return TabulatedDOS(e.copy(), v.copy())
+
+
+# ------------------------------------------------------------------ fit models
+# Imported here, after the kernels: ``models`` imports ``tunneling``, which imports this module.
+from . import models as _models  # noqa: E402
+
+
+def _fit_model(m: Model) -> _models.FitModel:
+    """The fit model of a DOS record: its continuous specs, free as the record says."""
+    params = tuple(_models.fit_param(s, vary=s.name in m.fit_free) for s in m.specs if not s.integer)
+    return _models.FitModel(m.name, params, lambda **p: bind(m.name, **p), m.doc, topic=__name__)
+
+
+for _m in MODELS.values():
+    _models.register(_fit_model(_m))

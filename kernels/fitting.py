@@ -1,7 +1,7 @@
 """Fits of measured dI/dV through the full measurement chain, with lmfit.
 
-Every registered spectral model is a DOS model plus the chain (temperature, tip gap and
-broadening, lock-in) and a conductance ``scale``:
+Every registered spectral model (:mod:`.models`; each topic registers its own) is a DOS
+model plus the chain (temperature, tip gap and broadening, lock-in) and a conductance ``scale``:
 
     G_model(V) = scale · didv(V; sample_dos = model(**params), T, Δ_t, Γ_t, V_rms).
 
@@ -23,93 +23,20 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from . import dos, tunneling, ysr
 from . import _validate as _v
+from . import tunneling
+from .models import CHAIN_PARAMS, FIT_MODELS, FitModel, FitParam, models_table
 
 __all__ = ["ParamSpec", "SpectralModel", "MODELS", "fit", "compare", "FitResult", "evaluate", "synthetic",
-           "fit_grid", "GridFitResult", "CHAIN"]
+           "fit_grid", "GridFitResult", "CHAIN", "models_table"]
 
-
-@dataclass(frozen=True)
-class ParamSpec:
-    """A fit parameter: default, hard bounds, unit, and whether it is free by default."""
-
-    name: str
-    default: float
-    lower: float
-    upper: float
-    unit: str = ""
-    vary: bool = True
-    doc: str = ""
-
-
-#: measurement-chain parameters shared by every model
-CHAIN: tuple[ParamSpec, ...] = (
-    ParamSpec("temperature", 1.0, 0.0, 50.0, "K", False, "effective temperature (T_eff)"),
-    ParamSpec("tip_delta", 0.0, 0.0, 10.0, "meV", False, "tip gap (0: normal tip)"),
-    ParamSpec("tip_gamma", 0.01, 1e-4, 2.0, "meV", False, "tip Dynes broadening"),
-    ParamSpec("vmod_rms", 0.0, 0.0, 5.0, "mV", False, "lock-in modulation, rms"),
-    ParamSpec("scale", 1.0, 0.0, 1e12, "", True, "normal-state conductance (data units)"),
-)
-
-
-def _ysr_onsite_dos(E: np.ndarray, *, delta: float, gamma: float, alpha: float, beta: float) -> np.ndarray:
-    sub = ysr.Substrate(dim=2, kf=10.0, hbar_vf=1000.0 * max(delta, 1e-3), delta=delta, gamma=max(gamma, 1e-6))
-    imp = [ysr.Impurity(channels=[ysr.Channel("s", alpha, beta)])]
-    return ysr.ldos(sub, imp, np.zeros((1, 2)), E, tip_radius=0.0)[0]
-
-
-def _ysr_peaks_dos(E: np.ndarray, *, delta: float, gamma: float, e0: float, width: float, weight: float,
-                   asymmetry: float) -> np.ndarray:
-    lor = lambda x: (width / np.pi) / (x * x + width * width)
-    peaks = weight * ((1 + asymmetry) * lor(E - e0) + (1 - asymmetry) * lor(E + e0))
-    return dos.dynes(E, delta=delta, gamma=gamma) + peaks
-
-
-@dataclass(frozen=True)
-class SpectralModel:
-    """A DOS model with its parameter declarations; ``dos(E, **params)`` must be vectorised."""
-
-    name: str
-    params: tuple[ParamSpec, ...]
-    sample: Callable[..., Callable[[np.ndarray], np.ndarray]]
-    doc: str = ""
-
-    @property
-    def all_params(self) -> tuple[ParamSpec, ...]:
-        return self.params + CHAIN
-
-
-def _bound(model: str) -> Callable[..., Callable[[np.ndarray], np.ndarray]]:
-    return lambda **p: dos.bind(model, **p)
-
-
-def _plain(func: Callable[..., np.ndarray]) -> Callable[..., Callable[[np.ndarray], np.ndarray]]:
-    def make(**p: float) -> Callable[[np.ndarray], np.ndarray]:
-        return lambda E: func(np.asarray(E), **p)
-    return make
-
-
-_DELTA = ParamSpec("delta", 1.3, 0.0, 20.0, "meV", True, "gap")
-_GAMMA = ParamSpec("gamma", 0.02, 1e-5, 5.0, "meV", True, "Dynes broadening")
-
-MODELS: dict[str, SpectralModel] = {m.name: m for m in (
-    SpectralModel("dynes", (_DELTA, _GAMMA), _bound("dynes"), "isotropic s-wave (BCS–Dynes)"),
-    SpectralModel("anisotropic_s", (_DELTA, ParamSpec("anisotropy", 0.2, -3.0, 3.0, "", True, "a in Δ₀(1+a cos nφ)"),
-                                    _GAMMA), _bound("anisotropic_s"), "anisotropic s-wave, Δ₀(1 + a cos nφ)"),
-    SpectralModel("dwave", (_DELTA, _GAMMA), _bound("dwave"), "d-wave, Δ₀ cos 2φ"),
-    SpectralModel("two_gap", (_DELTA, _GAMMA, ParamSpec("delta2", 0.6, 0.0, 20.0, "meV", True, "second gap"),
-                              ParamSpec("weight2", 0.3, 0.0, 1.0, "", True, "weight of the second band")),
-                  _bound("two_gap"), "two bands (multi-gap)"),
-    SpectralModel("ysr_peaks", (_DELTA, _GAMMA, ParamSpec("e0", 0.5, 0.0, 20.0, "meV", True, "sub-gap peak energy"),
-                                ParamSpec("width", 0.03, 1e-4, 5.0, "meV", True, "peak half-width"),
-                                ParamSpec("weight", 0.05, 0.0, 10.0, "meV", True, "peak spectral weight"),
-                                ParamSpec("asymmetry", 0.0, -1.0, 1.0, "", True, "electron–hole asymmetry")),
-                  _plain(_ysr_peaks_dos), "Dynes gap with a phenomenological pair of sub-gap peaks at ±e0"),
-    SpectralModel("ysr_onsite", (_DELTA, _GAMMA, ParamSpec("alpha", 0.7, 0.0, 20.0, "", True, "α = πN₀JS/2"),
-                                 ParamSpec("beta", 0.0, -20.0, 20.0, "", True, "β = πN₀K")),
-                  _plain(_ysr_onsite_dos), "on-site LDOS of one classical spin (T-matrix, s channel)"),
-)}
+#: the registered models (collected from the topics by :mod:`.models`; this module imports none)
+MODELS: dict[str, FitModel] = FIT_MODELS
+#: measurement-chain parameters and ``scale``, shared by every model
+CHAIN: tuple[FitParam, ...] = CHAIN_PARAMS
+#: former names of the model and parameter records
+SpectralModel = FitModel
+ParamSpec = FitParam
 
 
 def evaluate(model: str, bias: np.ndarray, **params: float) -> np.ndarray:
@@ -123,13 +50,13 @@ def evaluate(model: str, bias: np.ndarray, **params: float) -> np.ndarray:
     return _forward(m, np.asarray(bias, dtype=float), values)
 
 
-def _model(name: str) -> SpectralModel:
+def _model(name: str) -> FitModel:
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; registered models: {sorted(MODELS)}")
     return MODELS[name]
 
 
-def _forward(m: SpectralModel, bias: np.ndarray, values: Mapping[str, float]) -> np.ndarray:
+def _forward(m: FitModel, bias: np.ndarray, values: Mapping[str, float]) -> np.ndarray:
     sample = m.sample(**{p.name: values[p.name] for p in m.params})
     g = tunneling.didv(bias, sample_dos=sample, temperature=values["temperature"], tip_delta=values["tip_delta"],
                        tip_gamma=values["tip_gamma"], vmod_rms=values["vmod_rms"])
@@ -197,7 +124,7 @@ def _nan_to_none(x: float) -> float | None:
 
 
 # ----------------------------------------------------------------------------- fitting
-def _parameters(m: SpectralModel, initial: Mapping[str, float], fixed: Mapping[str, float | bool],
+def _parameters(m: FitModel, initial: Mapping[str, float], fixed: Mapping[str, float | bool],
                 bounds: Mapping[str, tuple[float, float]]):
     import lmfit
 
@@ -333,7 +260,7 @@ def _guess_scale(V: np.ndarray, y: np.ndarray) -> float:
     return g if g > 0 else float(np.max(np.abs(y))) or 1.0
 
 
-def _bootstrap(m: SpectralModel, V: np.ndarray, y: np.ndarray, s: np.ndarray, params, vals, n: int, seed: int):
+def _bootstrap(m: FitModel, V: np.ndarray, y: np.ndarray, s: np.ndarray, params, vals, n: int, seed: int):
     import lmfit
 
     best = _forward(m, V, vals)

@@ -23,11 +23,15 @@ from scipy.optimize import least_squares
 
 from . import _validate as _v
 from .constants import BCS_RATIO, KB
+from .specs import Spec
 
-__all__ = ["reduced_gap", "bcs_gap", "delta0_from_ratio", "ratio", "fit_tc", "fit_tc_detailed",
+__all__ = ["DELTA0", "TC", "reduced_gap", "bcs_gap", "delta0_from_ratio", "ratio", "fit_tc", "fit_tc_detailed",
            "TcFit", "solve_reduced_gap", "BCS_RATIO"]
 
 _NODES = 401
+
+DELTA0 = Spec("delta0", "Δ₀", "meV", 1.3, (0.0, 3.0), (0.0, 50.0), 0.01, "gap at T = 0")
+TC = Spec("tc", "T_c", "K", 7.1, (0.5, 20.0), (0.0, 300.0), 0.05, "critical temperature", open_low=True)
 
 
 def solve_reduced_gap(t: np.ndarray | float, *, n_quad: int = 160) -> np.ndarray:
@@ -99,8 +103,8 @@ def bcs_gap(T: np.ndarray | float, *, delta0: float, tc: float) -> np.ndarray:
     ndarray
         Δ(T), meV.
     """
-    delta0 = _v.scalar("delta0", delta0, "meV", minimum=0.0)
-    tc = _v.scalar("tc", tc, "K", minimum=0.0, strict=True)
+    delta0 = DELTA0.check(delta0)
+    tc = TC.check(tc)
     T = np.asarray(T, dtype=float)
     if np.any(~np.isfinite(T)) or np.any(T < 0):
         raise ValueError("T must contain finite temperatures ≥ 0 K")
@@ -109,15 +113,14 @@ def bcs_gap(T: np.ndarray | float, *, delta0: float, tc: float) -> np.ndarray:
 
 def delta0_from_ratio(*, tc: float, ratio: float = 2.0 * BCS_RATIO) -> float:
     """Δ₀ = (ratio/2) k_B T_c in meV, with ``ratio`` = 2Δ₀/k_BT_c (3.528 for weak coupling)."""
-    tc = _v.scalar("tc", tc, "K", minimum=0.0)
+    tc = TC.check(tc)
     ratio = _v.scalar("ratio", ratio, "", minimum=0.0)
     return 0.5 * ratio * KB * tc
 
 
 def ratio(*, delta0: float, tc: float) -> float:
     """Coupling ratio 2Δ₀/(k_B T_c) (dimensionless); 3.528 in weak-coupling BCS."""
-    tc = _v.scalar("tc", tc, "K", minimum=0.0, strict=True)
-    return 2.0 * _v.scalar("delta0", delta0, "meV", minimum=0.0) / (KB * tc)
+    return 2.0 * DELTA0.check(delta0) / (KB * TC.check(tc))
 
 
 class TcFit(NamedTuple):

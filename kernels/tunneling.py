@@ -16,7 +16,7 @@ The three broadening stages compose on one uniform energy grid E_j = E₀ + j·h
 3. lock-in (applied last): the first harmonic of I(V + a cos φ)/a as one convolution
    (φ-quadrature with 4-point interpolation, see :func:`lockin_kernel`).
 
-The grid step h is a third of the narrowest broadening that matters (see ``_widths``),
+The grid step h resolves the chain's kernels (see ``_grid_step``),
 capped so that the grid never exceeds 2¹⁷ points; when the requested biases are uniform, the grid is
 aligned so that they are grid points (no interpolation).
 """
@@ -31,22 +31,37 @@ from scipy import fft as _fft
 from scipy.interpolate import CubicSpline
 
 from . import _validate as _v
+from . import sampling
 from .constants import KB
-from .dos import SampleDOS, _dynes_anti_raw, _dynes_raw
+from .specs import Spec
+from .dos import _dynes_anti_raw, _dynes_raw
 
 __all__ = ["didv", "current", "didv_weights", "energy_grid", "fermi", "thermal_kernel", "lockin_kernel", "lockin",
-           "peak_asymmetry", "resolution_fwhm", "DEFAULT_TIP_GAMMA"]
+           "peak_asymmetry", "resolution_fwhm", "DEFAULT_TIP_GAMMA", "CHAIN", "TEMPERATURE", "TIP_DELTA",
+           "TIP_GAMMA", "VMOD_RMS"]
 
 #: Default Dynes broadening of a superconducting tip, meV.
 DEFAULT_TIP_GAMMA = 0.01
 _N_MAX = 2 ** 17          # largest sample grid
+
+# ----------------------------------------------------------------------------- parameters
+TEMPERATURE = Spec("temperature", "T", "K", 0.32, (0.0, 10.0), (0.0, 300.0), 0.01, "temperature of tip and sample")
+TIP_DELTA = Spec("tip_delta", "Δ_t", "meV", 1.31, (0.0, 3.0), (0.0, 50.0), 0.01,
+                 "gap of a superconducting tip (0: normal tip)")
+TIP_GAMMA = Spec("tip_gamma", "Γ_t", "meV", DEFAULT_TIP_GAMMA, (0.0, 0.3), (0.0, 10.0), 0.001,
+                 "Dynes broadening of the tip")
+VMOD_RMS = Spec("vmod_rms", "V_mod", "mV rms", 0.02, (0.0, 0.5), (0.0, 20.0), 0.005,
+                "lock-in modulation amplitude (rms; peak = √2 × rms)")
+#: the measurement chain's parameters, in order
+CHAIN: tuple[Spec, ...] = (TEMPERATURE, TIP_DELTA, TIP_GAMMA, VMOD_RMS)
 _THERMAL_SPAN = 40.0      # kernel support in units of k_B T
+_PAD_KT = 20.0            # grid margin in k_B T beyond the biases: Fermi factors there differ from 0, 1 by < 2e-9
 
 
 # ---------------------------------------------------------------- elementary kernels
 def fermi(E: np.ndarray | float, *, temperature: float) -> np.ndarray:
     """Fermi function f(E) = 1/(e^{E/k_BT} + 1); a step (½ at E = 0) for T = 0.  E in meV, T in K."""
-    kT = KB * _v.scalar("temperature", temperature, "K", minimum=0.0)
+    kT = KB * TEMPERATURE.check(temperature)
     E = np.asarray(E, dtype=float)
     if kT == 0.0:
         return np.where(E < 0, 1.0, np.where(E > 0, 0.0, 0.5))
@@ -91,7 +106,7 @@ def thermal_kernel(h: float, *, temperature: float) -> np.ndarray:
     −f′(u) = 1/(4k_BT cosh²(u/2k_BT)), support cut at ±40 k_BT; FWHM 2 ln(3 + 2√2) k_BT
     = 3.5255 k_BT.  Weights integrate −f′ against linear interpolation between grid points.
     """
-    kT = KB * _v.scalar("temperature", temperature, "K", minimum=0.0)
+    kT = KB * TEMPERATURE.check(temperature)
     if kT == 0.0:
         return _delta_kernel()
     k = int(np.ceil(_THERMAL_SPAN * kT / h)) + 1
@@ -103,6 +118,17 @@ def thermal_kernel(h: float, *, temperature: float) -> np.ndarray:
         return -u * (1.0 - cdf(u)) + _fermi_primitive(u, kT)
 
     return _hat_weights(cdf, moment, h, k)
+
+
+def _thermal_weights(h: float, kT: float) -> np.ndarray:
+    """Trapezoid weights h·(−f′)(jh), normalised, where k_BT ≥ 2h (spectrally accurate for
+    nodal values of a smooth spectrum); hat-function weights (:func:`thermal_kernel`) otherwise."""
+    if kT < 2.0 * h:
+        return thermal_kernel(h, temperature=kT / KB)
+    k = int(np.ceil(_THERMAL_SPAN * kT / h)) + 1
+    u = h * np.arange(-k, k + 1)
+    w = 1.0 / np.cosh(np.clip(0.5 * u / kT, -350.0, 350.0)) ** 2
+    return w / w.sum()
 
 
 def lockin_kernel(h: float, *, vmod_rms: float) -> np.ndarray:
@@ -118,7 +144,7 @@ def lockin_kernel(h: float, *, vmod_rms: float) -> np.ndarray:
     G(V + a cos φ_m) is 4-point Lagrange interpolation between grid points, so the whole
     operator is one symmetric convolution, G_meas(V_q) = Σ_d K_d G_{q+d}.
     """
-    vrms = _v.scalar("vmod_rms", vmod_rms, "mV", minimum=0.0)
+    vrms = VMOD_RMS.check(vmod_rms)
     a = np.sqrt(2.0) * vrms
     if a == 0.0:
         return _delta_kernel()
@@ -216,17 +242,8 @@ def _derivative(y: np.ndarray, h: float) -> np.ndarray:
 
 
 def _sample_cells(sample_dos: Callable, E: np.ndarray, h: float) -> np.ndarray:
-    if isinstance(sample_dos, SampleDOS):
-        n = sample_dos.sample(E, h)
-    else:
-        n = np.asarray(sample_dos(E), dtype=float)
-        if n.shape != E.shape:
-            raise ValueError(f"sample_dos returned shape {n.shape} for energies of shape {E.shape}; "
-                             "it must be a vectorised callable E → N(E)")
-    if not np.all(np.isfinite(n)):
-        raise ValueError("sample_dos returned non-finite values on the energy grid "
-                         "(a Γ = 0 singularity sampled point-wise? use dos.bind(...) for cell averages)")
-    return n
+    """The sample DOS on the grid, per the sample-DOS contract (:mod:`.sampling`)."""
+    return sampling.grid_values(sample_dos, E, h)
 
 
 def _tip_cells(x: np.ndarray, delta: float, gamma: float, h: float) -> np.ndarray:
@@ -245,29 +262,33 @@ def _check(V, sample_dos, temperature, tip_delta, tip_gamma, vmod_rms):
     V = _v.array("V", V)
     if V.size == 0:
         raise ValueError("V must contain at least one bias")
-    T = _v.scalar("temperature", temperature, "K", minimum=0.0)
-    td = _v.scalar("tip_delta", tip_delta, "meV", minimum=0.0)
-    tg = _v.scalar("tip_gamma", tip_gamma, "meV", minimum=0.0)
-    vm = _v.scalar("vmod_rms", vmod_rms, "mV", minimum=0.0)
+    T = TEMPERATURE.check(temperature)
+    td = TIP_DELTA.check(tip_delta)
+    tg = TIP_GAMMA.check(tip_gamma)
+    vm = VMOD_RMS.check(vmod_rms)
     return V, T, td, tg, vm
 
 
-def _widths(sample_dos, kT, td, tg, vm) -> list[float]:
-    """Broadenings the grid must resolve.
+def _grid_step(kT: float, td: float, tg: float, vm: float, span: float, sample_width: float | None) -> float:
+    """Step of the energy grid (meV): fine enough for every kernel the sample DOS meets.
 
-    A normal tip smooths the sample by k_BT and V_mod, so the sample's own Γ refines the
-    grid only down to a tenth of that smoothing (cell averages keep the weights exact).
-    A superconducting tip does not smooth the SIS peaks: Γ_s and Γ_t count in full.
+    The sample enters only through cell averages or hat projections (exact, declared-width
+    point values, or adaptive, see :mod:`.sampling`), which are accurate on any grid that
+    resolves the kernel they are integrated against, so the sample's own Γ never refines the
+    grid.  The thermal and lock-in kernels meet the nodal values as a smooth spectrum: a sixth
+    of k_BT or V_mod keeps that at ~1e-5 of the curve.  A superconducting tip's DOS is
+    point-sampled in a product with the sample: Γ_t/8 keeps that quadrature at ≲ 1.5e-4 of
+    the SIS peak even for a sample Γ ≪ Γ_t (both measured against adaptive quadrature in the
+    tests).  One exception: with a normal tip at T = 0 the lock-in sees the sample DOS
+    itself, which must then be resolved on its own declared scale.
     """
-    gs = float(getattr(sample_dos, "width", 0.0))
-    smoothing = [x for x in (kT, vm) if x > 0.0]
-    if td > 0.0:
-        w = smoothing + [tg, gs]
-    elif smoothing:
-        w = smoothing + [max(gs, 0.1 * min(smoothing))]
-    else:
-        w = [gs]
-    return [x for x in w if x > 0.0]
+    steps = [x / 6.0 for x in (kT, vm) if x > 0.0]
+    if td > 0.0 and tg > 0.0:
+        steps.append(tg / 8.0)
+    if td == 0.0 and kT == 0.0 and vm > 0.0 and sample_width:
+        steps.append(sample_width / 6.0)
+    h = min(steps) if steps else span / 4000.0
+    return min(h, span / 400.0)
 
 
 def _spectrum(V: np.ndarray, sample_dos, T, td, tg, vm, *, want_current: bool) -> np.ndarray:
@@ -279,10 +300,8 @@ def _spectrum(V: np.ndarray, sample_dos, T, td, tg, vm, *, want_current: bool) -
     a = np.sqrt(2.0) * vm
     vlo, vhi = float(V.min()) - a, float(V.max()) + a
     span = max(vhi - vlo, abs(vlo), abs(vhi), 10.0 * max(td, 1e-3))
-    widths = _widths(sample_dos, kT, td, tg, vm)
-    h_target = min(widths) / 3.0 if widths else span / 4000.0
-    h_target = min(h_target, span / 400.0)
-    pad = _THERMAL_SPAN * kT + a + 4.0 * h_target
+    h_target = _grid_step(kT, td, tg, vm, span, sampling.declared_width(sample_dos))
+    pad = _PAD_KT * kT + a + 4.0 * h_target
     sis = td > 0.0 or want_current
     if sis:   # the E-integral of I(V) runs over [min(0, V), max(0, V)] ± 40 k_BT
         lo, hi = min(0.0, vlo) - pad, max(0.0, vhi) + pad
@@ -307,7 +326,7 @@ def _spectrum(V: np.ndarray, sample_dos, T, td, tg, vm, *, want_current: bool) -
         else:
             out = _derivative(I, h)
     else:
-        out = _convolve_same(ns, thermal_kernel(h, temperature=T))
+        out = _convolve_same(ns, _thermal_weights(h, kT))
     if not want_current and vm > 0.0:
         out = _convolve_same(out, lockin_kernel(h, vmod_rms=vm))
     if g.take is not None:
@@ -374,11 +393,11 @@ def energy_grid(V: np.ndarray | float, *, temperature: float, tip_delta: float =
     Use with :func:`didv_weights` when the sample DOS is expensive (maps).
     """
     V = _v.array("V", np.atleast_1d(V))
-    T = _v.scalar("temperature", temperature, "K", minimum=0.0)
-    td = _v.scalar("tip_delta", tip_delta, "meV", minimum=0.0)
-    tg = _v.scalar("tip_gamma", tip_gamma, "meV", minimum=0.0)
-    vm = _v.scalar("vmod_rms", vmod_rms, "mV", minimum=0.0)
-    gs = _v.scalar("sample_gamma", sample_gamma, "meV", minimum=0.0)
+    T = TEMPERATURE.check(temperature)
+    td = TIP_DELTA.check(tip_delta)
+    tg = TIP_GAMMA.check(tip_gamma)
+    vm = VMOD_RMS.check(vmod_rms)
+    gs = TIP_GAMMA.replace(name="sample_gamma").check(sample_gamma)
     kT = KB * T
     widths = [x for x in (kT, vm, gs, tg if td > 0 else 0.0) if x > 0]
     a = np.sqrt(2.0) * vm
@@ -407,10 +426,10 @@ def didv_weights(V: np.ndarray | float, E: np.ndarray, *, temperature: float, ti
     """
     V = _v.array("V", np.atleast_1d(V)).ravel()
     E = _v.array("E", E).ravel()
-    T = _v.scalar("temperature", temperature, "K", minimum=0.0)
-    td = _v.scalar("tip_delta", tip_delta, "meV", minimum=0.0)
-    tg = _v.scalar("tip_gamma", tip_gamma, "meV", minimum=0.0)
-    vm = _v.scalar("vmod_rms", vmod_rms, "mV", minimum=0.0)
+    T = TEMPERATURE.check(temperature)
+    td = TIP_DELTA.check(tip_delta)
+    tg = TIP_GAMMA.check(tip_gamma)
+    vm = VMOD_RMS.check(vmod_rms)
     if E.size < 2:
         raise ValueError("E must be a uniform grid of at least two energies")
     h = float(E[1] - E[0])
@@ -448,10 +467,11 @@ def didv_weights(V: np.ndarray | float, E: np.ndarray, *, temperature: float, ti
 
 
 def peak_asymmetry(V: np.ndarray, G: np.ndarray, *, background: float = 1.0,
-                   window: tuple[float, float] | None = None) -> dict[str, float]:
-    """Coherence-peak asymmetry of paper 000: A = (G_peak − G_bg)/(G_peak + G_bg).
+                   abs_bias_range: tuple[float, float] | None = None) -> dict[str, float]:
+    """Coherence-peak asymmetry A = (G_peak − G_bg)/(G_peak + G_bg), the measure Lin et al. use
+    for Pb(111) and the Ni–Pb alloy (see ``references.cite("lin2021_nipb")``).
 
-    G_peak is the maximum of G on each bias side (optionally within |V| ∈ ``window``, mV);
+    G_peak is the maximum of G on each bias side (optionally within |V| ∈ ``abs_bias_range``, mV);
     G_bg is the normal-state background (1 for normalised spectra).
 
     Returns
@@ -465,12 +485,12 @@ def peak_asymmetry(V: np.ndarray, G: np.ndarray, *, background: float = 1.0,
     bg = _v.scalar("background", background, "", minimum=0.0, strict=True)
     if V.shape != G.shape:
         raise ValueError("V and G must have the same length")
-    lo, hi = window if window is not None else (0.0, np.inf)
+    lo, hi = abs_bias_range if abs_bias_range is not None else (0.0, np.inf)
     out: dict[str, float] = {}
     for side, mask in (("negative", V < 0), ("positive", V > 0)):
         m = mask & (np.abs(V) >= lo) & (np.abs(V) <= hi)
         if not np.any(m):
-            raise ValueError(f"no {side} biases inside the window {window}")
+            raise ValueError(f"no {side} biases with |V| in {abs_bias_range} mV")
         i = np.flatnonzero(m)[np.argmax(G[m])]
         out[side] = float((G[i] - bg) / (G[i] + bg))
         out["v_" + side] = float(V[i])
