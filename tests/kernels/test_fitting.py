@@ -96,7 +96,7 @@ def test_report_is_json_with_provenance_and_version():
 
 @pytest.mark.parametrize("kw,match", [
     (dict(model="nonsense"), "unknown model"), (dict(initial=dict(dleta=1)), "not parameters"),
-    (dict(bounds=dict(delta=(2, 1))), "lower < upper"), (dict(initial=dict(delta=30.0)), "outside its bounds"),
+    (dict(bounds=dict(delta=(2, 1))), "lower < upper"), (dict(initial=dict(delta=60.0)), "outside its bounds"),
     (dict(window=(10, 20)), "fewer than 5")])
 def test_bad_fit_arguments(kw, match):
     y = fitting.synthetic("dynes", V, noise=0.01)

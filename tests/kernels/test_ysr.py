@@ -2,9 +2,11 @@
 
 import numpy as np
 import pytest
+import ysr_reference as ref  # test-only full-matrix reference, next to this file
 from scipy import integrate, special
 
-from gapscope.kernels import dos, ysr
+from gapscope.kernels import dos, nambu, sampling, ysr
+from gapscope.kernels.ysr import propagators as yp
 
 NB2D = ysr.Substrate(dim=2, kf=10.0, hbar_vf=179.0, delta=1.5)
 A_NB = 0.32940   # Nb lattice constant used for the reference dimers, nm
@@ -52,15 +54,15 @@ def brute_g0(sub, r, z):
 def test_g0_against_brute_force_momentum_integral(dim, z):
     sub = ysr.Substrate(dim=dim, kf=10.0, hbar_vf=100.0, delta=1.0)
     for r in (0.15, 0.4, 1.1):
-        a, b = ysr._radial(sub, 0, np.array(r), np.array(z))
-        ours = ysr._tau(a, b, np.array(z), sub.delta)
+        a, b = yp._radial(sub, 0, np.array(r), np.array(z))
+        ours = yp._tau(a, b, np.array(z), sub.delta)
         ref = brute_g0(sub, r, z)
         np.testing.assert_allclose(ours, ref, atol=2e-4 * np.abs(ref).max())
 
 
 def test_local_green_function_gives_dynes_dos():
     w = np.linspace(-3, 3, 61)
-    g = ysr._gloc(w + 0.02j, 1.5)
+    g = yp._gloc(w + 0.02j, 1.5)
     np.testing.assert_allclose(-np.imag(g[:, 0, 0]), dos.dynes(w, delta=1.5, gamma=0.02), rtol=1e-12)
 
 
@@ -238,3 +240,128 @@ def test_engine_ldos_equals_function_and_geometry_change_drops_cache():
         np.testing.assert_allclose(eng.ldos(pts, w, **kw), ysr.ldos(SUB, imps, pts, w, **kw), rtol=1e-6, atol=1e-9)
     eng.update(SUB, [s_imp(), s_imp(pos=(0.6, 0.0))])
     assert not eng._y and not eng._g
+
+
+# ------------------------------------------------------------------ against the full-matrix reference
+MULTI = [ysr.Impurity((0.0, 0.0), (1, 0, 1), [ysr.Channel("s", 0.7, 0.3), ysr.Channel("dxz", 0.5, -0.2)]),
+         ysr.Impurity((0.5, 0.1), (0, 1, -0.4), [ysr.Channel("dxy", 0.6, 0.2), ysr.Channel("dz2", 0.3, 0.1)])]
+PTS = np.r_[[[0.0, 0.0], [0.5, 0.1]], np.random.default_rng(3).uniform(-1.5, 1.5, (12, 2))]
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(part="hole"), dict(part="total"), dict(spin_axis=(0.3, -0.2, 0.9)),
+                                dict(part="total", spin_axis=(1, 0, 0)), dict(tip_radius=0.0)],
+                         ids=["electron", "hole", "total", "spin", "total-spin", "rc0"])
+def test_ldos_and_engine_equal_full_matrix_reference(kw):
+    w = np.linspace(-2.5, 2.5, 31)
+    expected = ref.ldos(SUB, MULTI, PTS, w, **kw)
+    np.testing.assert_allclose(ysr.ldos(SUB, MULTI, PTS, w, **kw), expected, rtol=1e-10, atol=1e-12)
+    eng = ysr.Engine(SUB, MULTI)
+    np.testing.assert_allclose(eng.ldos(PTS, w, **kw), expected, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(eng.ldos(PTS, w, **kw), expected, rtol=1e-10, atol=1e-12)   # from the cache
+
+
+def test_ldos_reference_single_channel_and_3d():
+    w = np.linspace(-2.0, 2.0, 25)
+    for sub, imps in [(SUB, [s_imp()]),
+                      (ysr.Substrate(dim=3, kf=10.0, hbar_vf=179.0, delta=1.5, gamma=0.02),
+                       [s_imp(spin=(1, 0, 0)), s_imp(pos=(0.45, 0.0), spin=(0, 0, -1), alpha=1.1)])]:
+        for kw in [dict(), dict(part="total", spin_axis=(0, 1, 1))]:
+            np.testing.assert_allclose(ysr.ldos(sub, imps, PTS, w, **kw), ref.ldos(sub, imps, PTS, w, **kw),
+                                       rtol=1e-10, atol=1e-12)
+
+
+def test_ldos_streams_when_the_maps_exceed_the_cache():
+    w = np.linspace(-2.0, 2.0, 9)
+    eng = ysr.Engine(SUB, MULTI, cache_mb=1e-3)
+    np.testing.assert_allclose(eng.ldos(PTS, w, part="total"), ref.ldos(SUB, MULTI, PTS, w, part="total"),
+                               rtol=1e-10, atol=1e-12)
+    assert not eng._y
+
+
+@pytest.mark.parametrize("part", ["electron", "hole"])
+def test_residue_maps_equal_full_matrix_reference(part):
+    E, W = ysr.residue_maps(NB2D, MULTI, PTS, tip_radius=0.1, part=part)
+    Er, Wr = ref.residue_maps(NB2D, MULTI, PTS, tip_radius=0.1, part=part)
+    np.testing.assert_allclose(E, Er, atol=1e-12)
+    np.testing.assert_allclose(W, Wr, rtol=1e-7, atol=1e-9 * np.abs(Wr).max())
+
+
+def test_residue_maps_total_is_electron_plus_hole_and_part_is_checked():
+    _, We = ysr.residue_maps(NB2D, MULTI, PTS, part="electron")
+    _, Wh = ysr.residue_maps(NB2D, MULTI, PTS, part="hole")
+    _, Wt = ysr.residue_maps(NB2D, MULTI, PTS, part="total")
+    np.testing.assert_allclose(Wt, We + Wh, rtol=1e-12, atol=1e-14)
+    with pytest.raises(ValueError, match="part must be"):
+        ysr.residue_maps(NB2D, MULTI, PTS, part="spin")
+
+
+# ------------------------------------------------------------------ the propagator interface
+def test_propagator_interface_and_compatibility_names():
+    assert set(ysr.PropagatorSet.__abstractmethods__) == {"channel_matrix", "local_green", "map_propagators"}
+    prop = ysr.Propagators(SUB, MULTI)
+    assert isinstance(prop, ysr.ContinuumPropagators) and isinstance(prop, ysr.PropagatorSet)
+    assert prop.n == 4 * len(prop.index) == 16 and prop.sub is prop.substrate
+    np.testing.assert_allclose(prop.v(), ref.vertex_matrix(prop), atol=1e-15)
+    np.testing.assert_allclose(prop.vinv() @ prop.v(), np.eye(prop.n), atol=1e-12)
+    z = np.array([0.3 + 0.02j, 1.9 + 0.02j])
+    np.testing.assert_allclose(prop.local_green(z), ref.g_local(z, SUB.delta), rtol=1e-14)
+    phi, phib = prop.map_propagators(PTS, z, 0.1)
+    phi_r, phib_r = ref.assemble(*prop.map_blocks(PTS, z, 0.1))
+    assert phi.shape == (PTS.shape[0], 2, 4, 16) and phib.shape == (PTS.shape[0], 2, 16, 4)
+    np.testing.assert_array_equal(phi, phi_r)
+    np.testing.assert_array_equal(phib, phib_r)
+    for name in ysr.__all__:
+        assert hasattr(ysr, name), name
+    assert "Engine" in ysr.__all__
+
+
+@pytest.mark.parametrize("part", ["electron", "hole", "total"])
+def test_generic_reduced_map_agrees_with_the_spin_diagonal_shortcut(part):
+    """The base-class reduction (any spin structure, m = 2n) and the σ₀ shortcut (m = 2C) contract alike."""
+    prop = ysr.ContinuumPropagators(SUB, MULTI)
+    z = np.linspace(-2, 2, 7) + 0.02j
+    t = ysr.solve_t(prop, z)
+    for spin in (nambu.spin_projector(None), nambu.spin_projector((0.2, -0.5, 0.7))):
+        got = []
+        for rm, rt in [(ysr.PropagatorSet.reduced_map, ysr.PropagatorSet.reduce_t),
+                       (ysr.ContinuumPropagators.reduced_map, ysr.ContinuumPropagators.reduce_t)]:
+            rows, cols = rm(prop, PTS, z, 0.1, part, tabulate=False, dtype=np.complex128)
+            got.append(np.einsum("kpea,eab,kpeb->pe", rows, rt(prop, t, spin), cols))
+        phi, phib = prop.map_propagators(PTS, z, 0.1)
+        full = np.einsum("ab,pebc,ecd,peda->pe", nambu.kron(nambu.tau_projector(part), spin), phi, t, phib)
+        np.testing.assert_allclose(got[0], full, rtol=1e-12, atol=1e-13)
+        np.testing.assert_allclose(got[1], full, rtol=1e-12, atol=1e-13)
+
+
+# ------------------------------------------------------------------ sample DOS
+def test_sample_dos_is_the_point_ldos_with_the_dynes_width():
+    eng = ysr.Engine(SUB, MULTI)
+    p = (0.31, -0.12)
+    kw = dict(part="total", spin_axis=(0, 0, 1), tip_radius=0.05)
+    sd = eng.sample_dos(p, **kw)
+    assert isinstance(sd, sampling.PointDOS) and sd.width == SUB.gamma
+    assert sampling.declared_width(sd) == SUB.gamma
+    E = np.linspace(-2.5, 2.5, 101)
+    np.testing.assert_allclose(sd(E), eng.ldos([p], E, **kw)[0], rtol=1e-13)
+    grid = E.reshape(1, -1)[:, :50].reshape(5, 10)
+    assert sd(grid).shape == (5, 10)
+    np.testing.assert_allclose(sd(grid).ravel(), eng.ldos([p], grid.ravel(), **kw)[0], rtol=1e-13)
+    np.testing.assert_allclose(eng.sample_dos(p)(E), ref.ldos(SUB, MULTI, [p], E, tip_radius=0.1)[0], rtol=1e-10)
+
+
+def test_sample_dos_checks_and_staleness():
+    eng = ysr.Engine(SUB, [s_imp()])
+    with pytest.raises(ValueError, match="point must be one tip position"):
+        eng.sample_dos([[0.0, 0.0], [1.0, 0.0]])
+    with pytest.raises(ValueError, match="part must be"):
+        eng.sample_dos((0.0, 0.0), part="up")
+    with pytest.raises(ValueError, match="spin_axis"):
+        eng.sample_dos((0.0, 0.0), spin_axis=(0, 0, 0))
+    with pytest.raises(ValueError, match="gamma > 0"):
+        ysr.Engine(NB2D, [s_imp()]).sample_dos((0.0, 0.0))
+    sd = eng.sample_dos((0.2, 0.0))
+    eng.update(SUB, [s_imp()])                                  # same parameters: still valid
+    sd(np.array([0.5]))
+    eng.update(SUB, [s_imp(alpha=0.9)])
+    with pytest.raises(RuntimeError, match="sample_dos again"):
+        sd(np.array([0.5]))
