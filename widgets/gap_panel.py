@@ -5,91 +5,89 @@ from __future__ import annotations
 import base64
 import csv
 import io
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import bqplot as bq
 import ipywidgets as w
 import numpy as np
 
 from gapscope.kernels import dos, gap, tunneling
+from gapscope.kernels.references import cite
+from gapscope.kernels.specs import Spec
 
-from .panel import Panel, PanelInputError, reference_html
-from .params import Param, check_against
+from .panel import Panel, Task, reference_html
+from .params import param
 
-__all__ = ["GapPanel", "GAP_PARAMS", "PRESETS", "Preset", "SYMMETRIES"]
+__all__ = ["GapPanel", "GAP_PARAMS", "PRESETS", "Preset", "SYMMETRIES", "V_MAX"]
 
-GAP_PARAMS: tuple[Param, ...] = (
-    Param("delta", "Δ₀", "meV", 1.3, (0.0, 3.0), (0.0, 50.0), 0.01,
-          "sample gap at T = 0 (Fermi-surface average for anisotropic s; maximum for d)"),
-    Param("gamma", "Γ", "meV", 0.02, (0.0, 0.3), (0.0, 10.0), 0.001, "Dynes broadening of the sample"),
-    Param("anisotropy", "a", "", 0.3, (0.0, 1.5), (-10.0, 10.0), 0.01,
-          "anisotropy: Δ(φ) = Δ₀(1 + a cos nφ)"),
-    Param("n", "n", "", 6, (1, 12), (1, 64), 1,
-          "angular harmonic of the anisotropy (changes Δ(φ), not the DOS)", integer=True),
-    Param("temperature", "T", "K", 0.32, (0.0, 10.0), (0.0, 300.0), 0.01, "temperature of tip and sample"),
-    Param("tc", "T_c", "K", 7.1, (0.5, 20.0), (0.01, 300.0), 0.05, "critical temperature for Δ(T)"),
-    Param("tip_delta", "Δ_t", "meV", 1.31, (0.0, 3.0), (0.0, 50.0), 0.01, "gap of a superconducting tip"),
-    Param("tip_gamma", "Γ_t", "meV", 0.01, (0.0, 0.3), (0.0, 10.0), 0.001, "Dynes broadening of the tip"),
-    Param("vmod_rms", "V_mod", "mV rms", 0.02, (0.0, 0.5), (0.0, 20.0), 0.005,
-          "lock-in modulation amplitude (rms; peak = √2 × rms)"),
-    Param("window", "V_max", "mV", 4.0, (0.5, 15.0), (0.05, 200.0), 0.1, "half-width of the bias window"),
+#: half-width of the plotted bias range (panel-only: the kernels take any biases)
+V_MAX = Spec("v_max", "V_max", "mV", 4.0, (0.5, 15.0), (0.05, 200.0), 0.1, "half-width of the bias range shown")
+
+GAP_PARAMS = (
+    param(dos.DELTA, doc="sample gap at T = 0 (Fermi-surface average for anisotropic s; maximum for d)",
+          symbol="Δ₀"),
+    param(dos.GAMMA),
+    param(dos.ANISOTROPY),
+    param(dos.HARMONIC),
+    param(tunneling.TEMPERATURE),
+    param(gap.TC, doc="critical temperature for Δ(T)"),
+    param(tunneling.TIP_DELTA, doc="gap of a superconducting tip"),
+    param(tunneling.TIP_GAMMA),
+    param(tunneling.VMOD_RMS),
+    param(V_MAX),
 )
 
-#: symmetry label → (DOS model name, parameters of that model)
+#: gap symmetry label → (DOS model name, the model's parameters): every DOS model with a Δ(φ)
 SYMMETRIES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "s-wave (Dynes)": ("dynes", ("delta", "gamma")),
-    "anisotropic s": ("anisotropic_s", ("delta", "anisotropy", "gamma", "n")),
-    "d-wave": ("dwave", ("delta", "gamma")),
-}
-_SYMMETRY_KEY = {"s-wave (Dynes)": "s", "anisotropic s": "anisotropic_s", "d-wave": "d"}
-
-check_against(GAP_PARAMS, [dos.dynes, dos.anisotropic_s, dos.dwave, tunneling.didv, gap.bcs_gap],
-              extra=("tc", "window"))
+    m.label: (m.name, m.param_names) for m in dos.MODELS.values() if m.gap is not None}
 
 N_POINTS = 1000
 
 
 @dataclass(frozen=True)
 class Preset:
-    """A named parameter set from a paper."""
+    """A named parameter set: which numbers are the paper's and which are chosen."""
 
     label: str
-    reference: str
-    doi: str
+    reference: str            # key in gapscope.kernels.references
     note: str
     symmetry: str
     tip: str
     values: dict[str, float] = field(default_factory=dict)
 
+    def html(self) -> str:
+        ref = cite(self.reference)
+        return reference_html(ref.short() + f", “{ref.title}”", ref.doi, self.note)
+
 
 PRESETS: dict[str, Preset] = {p.label: p for p in (
-    Preset("Pb(111) — paper 000", "Y.-H. Lin et al., Proximity-effect-induced anisotropic superconductivity "
-           "in monolayer Ni–Pb binary alloy (paper 000)", "",
-           "BCS fit Δ_Pb ≈ 1.3 meV, T_c ≈ 7.1 K, STM at 0.32 K. The paper's 2Δ/k_BT_c = 4.39 implies "
-           "Δ(0) = 1.343 meV; 1.3 meV gives 4.25. Γ and V_mod are not given (values here are illustrative).",
+    Preset("Pb(111) — Lin et al.", "lin2021_nipb",
+           "Paper: BCS fit Δ_Pb ≈ 1.3 meV, T_c ≈ 7.1 K, STM at 0.32 K; its 2Δ/k_BT_c = 4.39 implies "
+           "Δ(0) = 1.343 meV (1.3 meV gives 4.25). Chosen: Γ = 0.02 meV and V_mod = 0.02 mV rms (not given).",
            "s-wave (Dynes)", "normal",
-           dict(delta=1.3, gamma=0.02, temperature=0.32, tc=7.1, vmod_rms=0.02, window=4.0)),
-    Preset("Ni–Pb alloy — paper 000", "Y.-H. Lin et al. (paper 000)", "",
-           "Anisotropic s-wave gap Δ_NiPb ≈ 1.0 meV (Fermi-surface average), T_c ≈ 7.1 K, 0.32 K. "
-           "Paper: 2Δ/k_BT_c = 3.37 (Δ(0) = 1.031 meV). The anisotropy a and harmonic n are not given; "
-           "a = 0.3 is illustrative (the DOS does not depend on n).",
+           dict(delta=1.3, gamma=0.02, temperature=0.32, tc=7.1, vmod_rms=0.02, v_max=4.0)),
+    Preset("Ni–Pb alloy — Lin et al.", "lin2021_nipb",
+           "Paper: anisotropic s-wave gap Δ_NiPb ≈ 1.0 meV (Fermi-surface average), T_c ≈ 7.1 K, 0.32 K, "
+           "2Δ/k_BT_c = 3.37 (Δ(0) = 1.031 meV). Chosen: a = 0.3, n = 6, Γ, V_mod (not given; the DOS does "
+           "not depend on n).",
            "anisotropic s", "normal",
-           dict(delta=1.0, anisotropy=0.3, n=6, gamma=0.02, temperature=0.32, tc=7.1, vmod_rms=0.02, window=4.0)),
-    Preset("Nb(110), Nb tip — paper 004", "F. Friedrich et al., Coupling of Yu-Shiba-Rusinov states in 1D "
-           "chains of Fe atoms on Nb(110) (paper 004)", "",
-           "Δ_Nb = 1.50 meV, tip Δ_t = 1.31 meV, T = 1.4 K, V_mod = 0.1 mV (taken as rms). "
-           "SIS coherence peaks at Δ_t + Δ_s = 2.81 mV. T_c = 9.2 K is bulk Nb (not from the paper).",
+           dict(delta=1.0, anisotropy=0.3, n=6, gamma=0.02, temperature=0.32, tc=7.1, vmod_rms=0.02, v_max=4.0)),
+    Preset("Nb(110), Nb tip — Friedrich et al.", "friedrich2023_fe_chains",
+           "Paper: Δ_tip = 1.31 meV, T = 1.4 K, V_mod = 0.1 mV (taken here as rms; the paper does not say); "
+           "Δ_Nb = 1.50 meV chosen (the paper's peaks imply ≈ 1.54). SIS peaks at Δ_t + Δ_s. "
+           "T_c = 9.2 K is bulk Nb (not from the paper); Γ chosen.",
            "s-wave (Dynes)", "superconducting",
            dict(delta=1.50, gamma=0.01, tip_delta=1.31, tip_gamma=0.01, temperature=1.4, tc=9.2,
-                vmod_rms=0.1, window=4.5)),
-    Preset("Nb(110), Nb tip — paper 002", "P. Beck et al., Nat. Commun. 12, 2040 (2021) (paper 002)",
-           "10.1038/s41467-021-22261-6",
-           "Δ = 1.5 meV, tip Δ_t = 1.43 meV, T = 320 mK, broadening k_B·300 mK = 0.0259 meV; "
-           "bare coherence peaks at Δ + Δ_t = 2.93 mV. T_c = 9.2 K is bulk Nb.",
+                vmod_rms=0.1, v_max=4.5)),
+    Preset("Nb(110), Nb tip — Beck et al.", "beck2021_mn_dimers",
+           "Paper: Δ = 1.5 meV, tip Δ_t = 1.43 meV, T = 320 mK, broadening k_B·300 mK = 0.0259 meV (used as "
+           "Γ and Γ_t); bare coherence peaks at Δ + Δ_t = 2.93 mV. Chosen: V_mod = 0.02 mV rms; T_c = 9.2 K is "
+           "bulk Nb.",
            "s-wave (Dynes)", "superconducting",
            dict(delta=1.5, gamma=0.0259, tip_delta=1.43, tip_gamma=0.0259, temperature=0.32, tc=9.2,
-                vmod_rms=0.02, window=4.5)),
+                vmod_rms=0.02, v_max=4.5)),
 )}
 
 
@@ -102,14 +100,9 @@ class GapPanel(Panel):
 
     TITLE = "Superconducting gap spectroscopy"
     PARAMS = GAP_PARAMS
+    CACHE_SIZE = 32
 
-    def __init__(self, *, symmetry: str = "s-wave (Dynes)", tip: str = "normal", follow_bcs: bool = True,
-                 **values: float) -> None:
-        self.symmetry = w.Dropdown(options=list(SYMMETRIES), value=symmetry, description="Gap",
-                                   style={"description_width": "7em"})
-        self.tip = w.ToggleButtons(options=["normal", "superconducting"], value=tip, description="Tip",
-                                   style={"description_width": "7em", "button_width": "8em"})
-        self.follow = w.Checkbox(value=follow_bcs, description="gap follows Δ(T) (BCS)", indent=False)
+    def __init__(self, **values: Any) -> None:
         self.preset = w.Dropdown(options=["—"] + list(PRESETS), value="—", description="Preset",
                                  style={"description_width": "7em"})
         self.preset_info = w.HTML()
@@ -121,6 +114,28 @@ class GapPanel(Panel):
         self.download = w.HTML()
         self.curves: dict[str, np.ndarray] = {}
         super().__init__(**values)
+        self._enable_controls(None)
+
+    def make_extras(self) -> dict[str, w.Widget]:
+        return {
+            "symmetry": w.Dropdown(options=list(SYMMETRIES), value="s-wave (Dynes)", description="Gap",
+                                   style={"description_width": "7em"}),
+            "tip": w.ToggleButtons(options=["normal", "superconducting"], value="normal", description="Tip",
+                                   style={"description_width": "7em", "button_width": "8em"}),
+            "follow_bcs": w.Checkbox(value=True, description="gap follows Δ(T) (BCS)", indent=False),
+        }
+
+    @property
+    def symmetry(self) -> w.Dropdown:
+        return self.extras["symmetry"]
+
+    @property
+    def tip(self) -> w.ToggleButtons:
+        return self.extras["tip"]
+
+    @property
+    def follow(self) -> w.Checkbox:
+        return self.extras["follow_bcs"]
 
     # ------------------------------------------------------------------ figures
     def build(self) -> w.Widget:
@@ -165,39 +180,20 @@ class GapPanel(Panel):
         return (self.line_didv, self.line_dos, self.line_polar, self.line_ref, self.line_gapT, self.dot_gapT,
                 *self.polar_scales)
 
-    def extra_controls(self) -> Iterable[w.Widget]:
-        return (self.preset, self.symmetry, self.tip, self.follow)
+    def header(self) -> list[w.Widget]:
+        return [self.preset, self.preset_info, *self.extras.values()]
 
-    def sidebar(self) -> list[w.Widget]:
-        exports = w.HBox([self.export_csv, self.export_png, self.export_svg],
-                         layout=w.Layout(flex_flow="row wrap"))
-        return [self.preset, self.preset_info, self.symmetry, self.tip, self.follow,
-                *self.controls.values(), w.HBox([self.manual, self.update_button]), exports, self.download]
+    def footer(self) -> list[w.Widget]:
+        exports = w.HBox([self.export_csv, self.export_png, self.export_svg], layout=w.Layout(flex_flow="row wrap"))
+        return [exports, self.download]
 
-    def extra_values(self) -> dict[str, Any]:
-        return {"symmetry": self.symmetry.value, "tip": self.tip.value, "follow_bcs": self.follow.value}
-
-    def set_extra(self, name: str, value: Any) -> None:
-        target = {"symmetry": self.symmetry, "tip": self.tip, "follow_bcs": self.follow}.get(name)
-        if target is None:
-            super().set_extra(name, value)
-        target.value = value
-
-    # ------------------------------------------------------------------ observers
-    def wire(self) -> None:
-        for c in self.controls.values():
-            c.observe(self._changed, "value")
-        for c in (self.symmetry, self.tip, self.follow):
-            c.observe(self._changed, "value")
-        self.symmetry.observe(self._enable_controls, "value")
-        self.tip.observe(self._enable_controls, "value")
-        self.preset.observe(self._apply_preset, "value")
-        self.manual.observe(self._manual_toggled, "value")
-        self.update_button.on_click(lambda _: self.refresh())
-        self.export_csv.on_click(lambda _: self.offer_csv())
-        self.export_png.on_click(lambda _: self.fig_spec.save_png("gapscope_spectrum.png"))
-        self.export_svg.on_click(lambda _: self.fig_spec.save_svg("gapscope_spectrum.svg"))
-        self._enable_controls(None)
+    def observers(self):
+        return [(self.symmetry, "value", self._enable_controls),
+                (self.tip, "value", self._enable_controls),
+                (self.preset, "value", self._apply_preset),
+                (self.export_csv, None, lambda _: self.offer_csv()),
+                (self.export_png, None, lambda _: self.fig_spec.save_png("gapscope_spectrum.png")),
+                (self.export_svg, None, lambda _: self.fig_spec.save_svg("gapscope_spectrum.svg"))]
 
     def _enable_controls(self, _: Any) -> None:
         used = set(SYMMETRIES[self.symmetry.value][1])
@@ -212,12 +208,13 @@ class GapPanel(Panel):
         if p is None:
             self.preset_info.value = ""
             return
-        self.preset_info.value = reference_html(p.reference, p.doi, p.note)
+        self.preset_info.value = p.html()
         self.set(symmetry=p.symmetry, tip=p.tip, **p.values)
 
-    # ------------------------------------------------------------------ physics → marks
-    def sample_dos(self, v: dict[str, Any]) -> tuple[dos.SampleDOS, float]:
-        """The bound sample DOS for the current controls, and the gap Δ(T) it uses (meV)."""
+    # ------------------------------------------------------------------ physics (pure)
+    @staticmethod
+    def sample_dos(v: dict[str, Any]) -> tuple[dos.SampleDOS, float]:
+        """The bound sample DOS for the values, and the gap Δ(T) it uses (meV)."""
         model, names = SYMMETRIES[v["symmetry"]]
         delta_T = v["delta"]
         if v["follow_bcs"]:
@@ -225,9 +222,9 @@ class GapPanel(Panel):
         kw = {n: (delta_T if n == "delta" else v[n]) for n in names}
         return dos.bind(model, **kw), delta_T
 
-    def redraw(self, v: dict[str, Any]) -> None:
+    def compute(self, v: dict[str, Any], task: Task | None = None) -> dict[str, Any]:
         sample, delta_T = self.sample_dos(v)
-        V = np.linspace(-v["window"], v["window"], N_POINTS)
+        V = np.linspace(-v["v_max"], v["v_max"], N_POINTS)
         tip_delta = v["tip_delta"] if v["tip"] == "superconducting" else 0.0
         G = tunneling.didv(V, sample_dos=sample, temperature=v["temperature"], tip_delta=tip_delta,
                            tip_gamma=v["tip_gamma"], vmod_rms=v["vmod_rms"])
@@ -237,44 +234,50 @@ class GapPanel(Panel):
 
         phi = np.linspace(0.0, 2.0 * np.pi, 361)
         dphi = dos.gap_function(phi, delta=delta_T, anisotropy=v["anisotropy"], n=v["n"],
-                                symmetry=_SYMMETRY_KEY[v["symmetry"]])
+                                symmetry=SYMMETRIES[v["symmetry"]][0])
         r = np.abs(dphi)
         pos, neg = np.where(dphi >= 0, r, 0.0), np.where(dphi < 0, r, 0.0)   # sign lobes
-        px = np.vstack([pos * np.cos(phi), neg * np.cos(phi)])
-        py = np.vstack([pos * np.sin(phi), neg * np.sin(phi)])
-        rmax = max(float(r.max()), 1e-3) * 1.1
-
         tmax = max(1.2 * v["tc"], 1.05 * v["temperature"])
         T = np.linspace(0.0, tmax, 241)
-        D = gap.bcs_gap(T, delta0=v["delta"], tc=v["tc"])
+        return {
+            "V": V, "G": G, "N": N, "delta_T": delta_T, "tip_delta": tip_delta, "values": dict(v),
+            "polar_x": np.vstack([pos * np.cos(phi), neg * np.cos(phi)]),
+            "polar_y": np.vstack([pos * np.sin(phi), neg * np.sin(phi)]),
+            "ref_x": v["delta"] * np.cos(phi), "ref_y": v["delta"] * np.sin(phi),
+            "rmax": max(float(r.max()), 1e-3) * 1.1,
+            "T": T, "D": gap.bcs_gap(T, delta0=v["delta"], tc=v["tc"]),
+            "dot": float(gap.bcs_gap(v["temperature"], delta0=v["delta"], tc=v["tc"])),
+            "asymmetry": tunneling.peak_asymmetry(V, G),
+            "resolution": tunneling.resolution_fwhm(temperature=v["temperature"], vmod_rms=v["vmod_rms"]),
+        }
 
-        self.line_didv.x, self.line_didv.y = V, G
-        self.line_dos.x, self.line_dos.y = V, N
-        self.line_polar.x, self.line_polar.y = px, py
-        self.line_ref.x, self.line_ref.y = v["delta"] * np.cos(phi), v["delta"] * np.sin(phi)
+    def draw(self, r: dict[str, Any]) -> None:
+        v = r["values"]
+        self.line_didv.x, self.line_didv.y = r["V"], r["G"]
+        self.line_dos.x, self.line_dos.y = r["V"], r["N"]
+        self.line_polar.x, self.line_polar.y = r["polar_x"], r["polar_y"]
+        self.line_ref.x, self.line_ref.y = r["ref_x"], r["ref_y"]
         for s in self.polar_scales:
-            s.min, s.max = -rmax, rmax
-        self.line_gapT.x, self.line_gapT.y = T, D
-        self.dot_gapT.x, self.dot_gapT.y = [v["temperature"]], [float(gap.bcs_gap(v["temperature"],
-                                                                                     delta0=v["delta"], tc=v["tc"]))]
-        self.curves = {"bias_mV": V, "didv": G, "energy_meV": V, "dos": N}
-        self._readout(v, V, G, delta_T, tip_delta)
+            s.min, s.max = -r["rmax"], r["rmax"]
+        self.line_gapT.x, self.line_gapT.y = r["T"], r["D"]
+        self.dot_gapT.x, self.dot_gapT.y = [v["temperature"]], [r["dot"]]
+        self.curves = {"bias_mV": r["V"], "didv": r["G"], "energy_meV": r["V"], "dos": r["N"]}
+        self._readout(r)
 
-    def _readout(self, v: dict[str, Any], V: np.ndarray, G: np.ndarray, delta_T: float, tip_delta: float) -> None:
+    def _readout(self, r: dict[str, Any]) -> None:
+        v, delta_T, tip_delta, asym = r["values"], r["delta_T"], r["tip_delta"], r["asymmetry"]
         ratio = gap.ratio(delta0=v["delta"], tc=v["tc"])
-        asym = tunneling.peak_asymmetry(V, G)
-        res = tunneling.resolution_fwhm(temperature=v["temperature"], vmod_rms=v["vmod_rms"])
         rows = [("Δ(T)", f"{delta_T:.4f} meV"), ("T_c", f"{v['tc']:.2f} K"),
                 ("2Δ₀/k_BT_c", f"{ratio:.3f} (BCS 3.528)"),
                 ("peaks", f"{asym['v_negative']:.3f}, +{asym['v_positive']:.3f} mV"),
                 ("asymmetry A", f"{asym['mean']:.4f}"),
-                ("resolution", f"{res * 1e3:.1f} µeV FWHM (3.5 k_BT ⊕ √6 V_rms)")]
+                ("resolution", f"{r['resolution'] * 1e3:.1f} µeV FWHM (3.5 k_BT ⊕ √6 V_rms)")]
         self.readout.value = ("<table style='font-size:0.9em'>" +
                               "".join(f"<tr><td>{k}</td><td class='gs-{k[:4].strip()}'>{val}</td></tr>"
                                       for k, val in rows) + "</table>")
         notes = []
-        if tip_delta + delta_T > v["window"]:
-            notes.append(f"Δ_t + Δ = {tip_delta + delta_T:.2f} meV lies outside the ±{v['window']:.2f} mV window: "
+        if tip_delta + delta_T > v["v_max"]:
+            notes.append(f"Δ_t + Δ = {tip_delta + delta_T:.2f} meV lies outside the ±{v['v_max']:.2f} mV range: "
                          "the coherence peaks are not in view.")
         if v["temperature"] >= v["tc"] and v["follow_bcs"]:
             notes.append("T ≥ T_c: the sample is normal (Δ = 0).")
@@ -292,7 +295,7 @@ class GapPanel(Panel):
         wr = csv.writer(buf)
         wr.writerow(["bias_mV", "didv_normalised", "energy_meV", "dos_normalised"])
         c = self.curves
-        for row in zip(c["bias_mV"], c["didv"], c["energy_meV"], c["dos"]):
+        for row in zip(c["bias_mV"], c["didv"], c["energy_meV"], c["dos"], strict=True):
             wr.writerow([f"{x:.8g}" for x in row])
         return buf.getvalue()
 

@@ -1,14 +1,26 @@
-"""Base class of all panels: controls from declarations, one observer hub, one redraw.
+"""Base class of all panels: controls from specs, observers in one place, compute then draw.
 
-A subclass declares ``PARAMS`` and implements
+A panel is one topic's view.  A subclass declares ``PARAMS`` (:class:`~.params.Param`
+records over the kernels' specs) and implements a few hooks; it never rewires or re-lays
+out the base:
 
-* ``build()`` — create figures and marks once, return the plot area widget;
-* ``redraw(values)`` — call kernels and mutate marks (called inside ``hold_sync``);
+* ``build()`` — create figures and marks once; return the plot area;
+* ``compute(values, task) → result`` — **pure**: kernels only, no widget access, so it is
+  testable, benchmarked and safe to run on a worker thread;
+* ``draw(result)`` — mutate marks from a result (run inside ``hold_sync`` of ``marks()``);
+* optional: ``make_extras()`` (named non-numeric controls, observed like the parameters),
+  ``header()``/``footer()`` (widgets above and below the parameter controls),
+  ``observers()`` (the panel's own callbacks, wired here with the rest), ``cache_key()``.
 
-and may add its own controls in ``extra_controls()``.  The base class wires every
-observer in :meth:`wire`, turns bad input into a message in the panel (the previous curves
-stay), offers a manual-update toggle for slow models, and switches sliders from
-"update while dragging" to "update on release" when a redraw is measured to be slow.
+Slow topics set ``BACKGROUND = True``: ``compute`` then runs on a worker thread while the
+rest of the panel stays responsive, with a visible "computing…" state, a progress bar fed
+through ``task.progress``, a Cancel button, and an LRU cache of recent results, so that
+moving back to a previous state is instant.  A newer request supersedes a running one
+(its result is dropped; ``task.cancelled`` tells cooperative kernels to stop early).
+
+Bad input becomes a message in the panel (the previous curves stay); an unexpected error
+becomes a message too, never a traceback.  Sliders switch from "update while dragging" to
+"update on release" when an update is measured to be slow.
 """
 
 from __future__ import annotations
@@ -16,101 +28,193 @@ from __future__ import annotations
 import contextlib
 import html
 import logging
+import threading
 import time
-from typing import Any, ClassVar, Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, ClassVar
 
 import ipywidgets as w
 import numpy as np
 
 from .params import Param, ParamControl
 
-__all__ = ["Panel", "PanelInputError", "reference_html"]
+__all__ = ["Panel", "PanelInputError", "Cancelled", "Task", "reference_html"]
 
 log = logging.getLogger("gapscope.widgets")
 
 
-def reference_html(reference: str, doi: str, note: str) -> str:
+def reference_html(reference: str, doi: str | None, note: str) -> str:
     """A preset's source line: reference, DOI link (or a plain statement that none is known), note."""
     link = (f' DOI <a href="https://doi.org/{html.escape(doi)}" target="_blank">{html.escape(doi)}</a>.' if doi
-            else " (DOI not stated in the source text.)")
+            else " (DOI not found.)")
     return (f'<div style="font-size:0.85em;max-width:26em">{html.escape(reference)}.{link}<br>'
             f"{html.escape(note)}</div>")
 
 
 class PanelInputError(ValueError):
-    """Raised by a panel's redraw for input it cannot show; the text goes to the panel."""
+    """Raised by a panel's compute for input it cannot show; the text goes to the panel."""
+
+
+class Cancelled(Exception):
+    """Raised inside a background compute when its task was cancelled or superseded."""
+
+
+class Task:
+    """What a running compute sees of the panel: progress reporting and cancellation.
+
+    ``progress(fraction, text)`` updates the panel's progress bar (thread-safe: it only sets
+    traits); ``check()`` raises :class:`Cancelled` once the task was cancelled, so kernels
+    that loop can stop early; ``cancelled`` tells without raising.
+    """
+
+    def __init__(self, on_progress: Callable[[float, str], None] | None = None) -> None:
+        self._event = threading.Event()
+        self._on_progress = on_progress
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    def check(self) -> None:
+        if self._event.is_set():
+            raise Cancelled()
+
+    def progress(self, fraction: float, text: str = "") -> None:
+        self.check()
+        if self._on_progress is not None:
+            self._on_progress(float(min(max(fraction, 0.0), 1.0)), text)
 
 
 class Panel:
-    """One interactive topic: controls, figures, and a single redraw."""
+    """One interactive topic: controls, figures, and compute → draw."""
 
     TITLE: ClassVar[str] = ""
     PARAMS: ClassVar[tuple[Param, ...]] = ()
-    #: a redraw slower than this (s) switches the sliders to update-on-release
+    #: run ``compute`` on a worker thread (for topics whose solves take longer than a frame)
+    BACKGROUND: ClassVar[bool] = False
+    #: recent results kept for instant return to a previous state (0: no cache)
+    CACHE_SIZE: ClassVar[int] = 0
+    #: an update slower than this (s) switches the sliders to update-on-release
     LIVE_BUDGET: ClassVar[float] = 0.08
     #: width of the control column
     SIDEBAR_WIDTH: ClassVar[str] = "27em"
 
-    def __init__(self, **values: float) -> None:
-        unknown = set(values) - {p.name for p in self.PARAMS}
+    def __init__(self, **values: Any) -> None:
+        self.extras: dict[str, w.Widget] = dict(self.make_extras())
+        names = {p.name for p in self.PARAMS}
+        unknown = set(values) - names - set(self.extras)
         if unknown:
             raise TypeError(f"{type(self).__name__} has no parameters {sorted(unknown)}")
         self.controls: dict[str, ParamControl] = {p.name: p.control(values.get(p.name)) for p in self.PARAMS}
+        for k, v in values.items():
+            if k in self.extras:
+                self.extras[k].value = v
         self.message = w.HTML(layout=w.Layout(min_height="1.5em"))
         self.message.add_class("gs-message")
         self.manual = w.ToggleButton(value=False, description="Manual update", icon="hand-paper-o",
                                      tooltip="Recompute only when 'Update' is pressed (for slow models)")
         self.update_button = w.Button(description="Update", icon="refresh", disabled=True)
+        self.status = w.HTML()
+        self.status.add_class("gs-status")
+        self.progress_bar = w.FloatProgress(value=0.0, min=0.0, max=1.0, layout=w.Layout(width="12em"))
+        self.cancel_button = w.Button(description="Cancel", icon="stop", layout=w.Layout(width="7em"))
+        self.cancel_button.add_class("gs-cancel")
+        self.busy_box = w.HBox([self.status, self.progress_bar, self.cancel_button],
+                               layout=w.Layout(display="none"))
         self.last_redraw_s = 0.0
+        self.last_compute_s = 0.0
         self.redraw_count = 0
+        self.result: Any = None
         self._stale = False
+        self._batching = 0
+        self._cache: OrderedDict[Hashable, Any] = OrderedDict()
+        self._lock = threading.RLock()
+        self._seq = 0
+        self._task: Task | None = None
+        self._future: Future | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._jobs: ThreadPoolExecutor | None = None
+        self._job_task: Task | None = None
+        self._job_future: Future | None = None
         self.plot_area = self.build()
         self.widget = self.layout()
-        self.wire()
+        self._wire()
         self.refresh()
 
-    # ------------------------------------------------------------------ subclass API
+    # ------------------------------------------------------------------ subclass hooks
+    def make_extras(self) -> dict[str, w.Widget]:
+        """Named non-numeric controls (dropdowns, toggles); their ``value`` joins :attr:`values`."""
+        return {}
+
     def build(self) -> w.Widget:
         raise NotImplementedError
 
-    def redraw(self, values: dict[str, Any]) -> None:
+    def compute(self, values: dict[str, Any], task: Task) -> Any:
+        """Pure computation of everything ``draw`` needs (no widget access)."""
         raise NotImplementedError
 
-    def extra_controls(self) -> Iterable[w.Widget]:
-        """Non-numeric controls (dropdowns, toggles) observed like the parameters."""
-        return ()
+    def draw(self, result: Any) -> None:
+        """Mutate marks from a result of :meth:`compute`."""
+        raise NotImplementedError
 
     def marks(self) -> Iterable[w.Widget]:
-        """Marks and scales mutated by ``redraw`` (held in one sync batch)."""
+        """Marks and scales mutated by ``draw`` (held in one sync batch)."""
         return ()
 
+    def header(self) -> list[w.Widget]:
+        """Widgets above the parameter controls (default: the extras)."""
+        return list(self.extras.values())
+
+    def footer(self) -> list[w.Widget]:
+        """Widgets below the parameter controls (exports, downloads)."""
+        return []
+
+    def observers(self) -> Iterable[tuple[w.Widget, str | None, Callable]]:
+        """The panel's own callbacks: (widget, trait, callback), or (button, None, on_click)."""
+        return ()
+
+    def cache_key(self, values: dict[str, Any]) -> Hashable:
+        """Key of a result in the cache: by default every value."""
+        return repr(sorted(values.items()))
+
+    # ------------------------------------------------------------------ layout
     def sidebar(self) -> list[w.Widget]:
-        return [*self.extra_controls(), *self.controls.values(), w.HBox([self.manual, self.update_button])]
+        return [*self.header(), *self.controls.values(), w.HBox([self.manual, self.update_button]),
+                self.busy_box, *self.footer()]
 
     def layout(self) -> w.Widget:
         side = w.VBox(self.sidebar(), layout=w.Layout(width=self.SIDEBAR_WIDTH, flex="0 0 auto"))
         body = w.HBox([side, self.plot_area], layout=w.Layout(width="100%"))
-        box = w.VBox([body, self.message])
+        box = w.VBox([self.message, body])
         box.add_class("gs-panel")
         return box
 
     # ------------------------------------------------------------------ values
     @property
     def values(self) -> dict[str, Any]:
-        """Current values of every declared parameter and extra control, by name."""
+        """Current values of every parameter and extra control, by name."""
         out: dict[str, Any] = {n: c.value for n, c in self.controls.items()}
+        out.update({n: c.value for n, c in self.extras.items() if hasattr(c, "value")})
         out.update(self.extra_values())
         return out
 
     def extra_values(self) -> dict[str, Any]:
+        """Values that are not controls (e.g. a tip position set by clicking)."""
         return {}
 
     def set(self, **values: Any) -> None:
-        """Set several parameters with a single redraw (used by presets and tests)."""
+        """Set several parameters with a single update (used by presets and tests)."""
         with self.batch():
             for k, v in values.items():
                 if k in self.controls:
                     self.controls[k].value = v
+                elif k in self.extras:
+                    self.extras[k].value = v
                 else:
                     self.set_extra(k, v)
 
@@ -119,8 +223,8 @@ class Panel:
 
     @contextlib.contextmanager
     def batch(self):
-        """Suspend redraws inside the block, then redraw once."""
-        self._batching = getattr(self, "_batching", 0) + 1
+        """Suspend updates inside the block, then update once."""
+        self._batching += 1
         try:
             yield
         finally:
@@ -128,16 +232,21 @@ class Panel:
             if self._batching == 0:
                 self._changed(None)
 
-    # ------------------------------------------------------------------ observers
-    def wire(self) -> None:
-        """Every observer of the panel, in one place."""
+    # ------------------------------------------------------------------ observers (all of them)
+    def _wire(self) -> None:
         for c in self.controls.values():
             c.observe(self._changed, "value")
-        for c in self.extra_controls():
+        for c in self.extras.values():
             if hasattr(c, "value"):
                 c.observe(self._changed, "value")
         self.manual.observe(self._manual_toggled, "value")
         self.update_button.on_click(lambda _: self.refresh())
+        self.cancel_button.on_click(lambda _: self.cancel())
+        for widget, trait, callback in self.observers():
+            if trait is None:
+                widget.on_click(callback)
+            else:
+                widget.observe(callback, trait)
 
     def _manual_toggled(self, change: dict) -> None:
         self.update_button.disabled = not change["new"]
@@ -145,7 +254,7 @@ class Panel:
             self.refresh()
 
     def _changed(self, change: dict | None) -> None:
-        if getattr(self, "_batching", 0):
+        if self._batching:
             return
         if self.manual.value:
             self._stale = True
@@ -153,41 +262,183 @@ class Panel:
             return
         self.refresh()
 
-    # ------------------------------------------------------------------ redraw
-    def refresh(self) -> bool:
-        """Redraw now; bad input becomes a message and leaves the previous curves.
+    # ------------------------------------------------------------------ compute → draw
+    def refresh(self, *, wait: bool = False) -> bool:
+        """Compute for the current values and draw (now, or on the worker for BACKGROUND panels).
 
-        Returns True when the plots were updated.
+        Returns True when the plots were updated (for a background panel: when the result came
+        from the cache, or with ``wait=True`` when the computation finished and was drawn).
         """
+        values = self.values
+        key = self.cache_key(values) if self.CACHE_SIZE else None
+        with self._lock:
+            self._seq += 1
+            seq = self._seq
+            if self._task is not None:
+                self._task.cancel()          # superseded: its result will be dropped
+                self._task = None
+            if key is not None and key in self._cache:
+                self._cache.move_to_end(key)
+                self._set_busy(False)
+                return self._draw(self._cache[key], 0.0)
+        if not self.BACKGROUND:
+            t0 = time.perf_counter()
+            ok, result = self._run_compute(values, Task())
+            return self._draw(result, time.perf_counter() - t0, key=key) if ok else False
+        task = Task(self._report_progress)
+        with self._lock:
+            self._task = task
+            self._set_busy(True)
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"gapscope-{type(self).__name__}")
+            self._future = self._executor.submit(self._background, values, task, seq, key)
+        if wait:
+            return bool(self._future.result())
+        return False
+
+    def _run_compute(self, values: dict[str, Any], task: Task) -> tuple[bool, Any]:
+        try:
+            return True, self.compute(values, task)
+        except Cancelled:
+            return False, None
+        except (PanelInputError, ValueError) as exc:
+            self.show_message(str(exc), level="error")
+        except Exception as exc:  # never a traceback in the dashboard
+            log.exception("compute failed")
+            self.show_message(f"Internal error ({type(exc).__name__}): {exc}. The plots show the last valid state.",
+                              level="error")
+        return False, None
+
+    def _background(self, values: dict[str, Any], task: Task, seq: int, key: Hashable | None) -> bool:
+        t0 = time.perf_counter()
+        ok, result = self._run_compute(values, task)
+        with self._lock:
+            current = seq == self._seq
+            if self._task is task:
+                self._task = None
+            self._set_busy(False)
+            if not (ok and current) or task.cancelled:
+                return False
+            return self._draw(result, time.perf_counter() - t0, key=key)
+
+    def _draw(self, result: Any, compute_s: float, key: Hashable | None = None) -> bool:
         t0 = time.perf_counter()
         self.show_message("")
         try:
             with contextlib.ExitStack() as stack:
                 for m in self.marks():
                     stack.enter_context(m.hold_sync())
-                self.redraw(self.values)
+                self.draw(result)
         except (PanelInputError, ValueError) as exc:
             self.show_message(str(exc), level="error")
             return False
         except Exception as exc:  # never a traceback in the dashboard
-            log.exception("redraw failed")
-            self.show_message(f"Internal error ({type(exc).__name__}): {exc}. The plots show the last "
-                              "valid state.", level="error")
+            log.exception("draw failed")
+            self.show_message(f"Internal error ({type(exc).__name__}): {exc}. The plots show the last valid state.",
+                              level="error")
             return False
-        finally:
-            self.last_redraw_s = time.perf_counter() - t0
+        self.result = result
+        if key is not None:
+            self._cache[key] = result
+            while len(self._cache) > self.CACHE_SIZE:
+                self._cache.popitem(last=False)
+        self.last_compute_s = compute_s
+        self.last_redraw_s = compute_s + (time.perf_counter() - t0)
         self.redraw_count += 1
         self._stale = False
         self.update_button.button_style = ""
+        self.after_draw(result)
         self._adapt_live_updates()
         return True
 
+    def after_draw(self, result: Any) -> None:
+        """Hook after a successful draw (e.g. warnings about the shown state)."""
+
+    def submit(self, job: Callable[[Task], Any], on_done: Callable[[Any], None], *,
+               label: str = "working …") -> Future:
+        """Run a long action (a fit, a model comparison) on a worker thread.
+
+        ``job(task)`` computes without touching widgets and may report ``task.progress``;
+        ``on_done(result)`` then updates the panel.  While it runs the panel shows ``label``,
+        a progress bar and Cancel (which sets ``task.cancelled``; a job that checks it stops
+        early, and a cancelled job's result is dropped).  Errors become a message.
+        """
+        task = Task(self._report_progress)
+
+        def run() -> Any:
+            try:
+                result = job(task)
+            except Cancelled:
+                return None
+            except (PanelInputError, ValueError, RuntimeError) as exc:
+                self.show_message(str(exc), level="error")
+                return None
+            except Exception as exc:  # never a traceback in the dashboard
+                log.exception("background job failed")
+                self.show_message(f"Internal error ({type(exc).__name__}): {exc}.", level="error")
+                return None
+            finally:
+                with self._lock:
+                    if self._job_task is task:
+                        self._job_task = None
+                        self._set_busy(False)
+            if task.cancelled:
+                return None
+            on_done(result)
+            return result
+
+        with self._lock:
+            if self._job_task is not None:
+                self._job_task.cancel()
+            self._job_task = task
+            self._set_busy(True, label)
+            if self._jobs is None:
+                self._jobs = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"gapscope-{type(self).__name__}-job")
+            self._job_future = self._jobs.submit(run)
+        return self._job_future
+
+    def cancel(self) -> None:
+        """Cancel the running background computation or job (the last plots stay)."""
+        with self._lock:
+            for t in (self._task, self._job_task):
+                if t is not None:
+                    t.cancel()
+            self._task = self._job_task = None
+            self._seq += 1
+            self._set_busy(False)
+        self.show_message("Cancelled: the plots show the last finished state.", level="warning")
+
+    def wait(self, timeout: float | None = 60.0) -> None:
+        """Block until running background computations and jobs have finished (tests, scripts)."""
+        for fut in (self._future, self._job_future):
+            if fut is not None:
+                fut.result(timeout=timeout)
+
+    @property
+    def busy(self) -> bool:
+        return any(f is not None and not f.done() for f in (self._future, self._job_future))
+
+    def _set_busy(self, flag: bool, label: str = "computing…") -> None:
+        flag = flag or self._task is not None or self._job_task is not None
+        self.busy_box.layout.display = "flex" if flag else "none"
+        if flag:
+            self.status.value = f"<span class='gs-computing' style='color:#555'>{html.escape(label)}</span>"
+            self.progress_bar.value = 0.0
+        else:
+            self.status.value = ""
+
+    def _report_progress(self, fraction: float, text: str) -> None:
+        self.progress_bar.value = fraction
+        if text:
+            self.status.value = f"<span class='gs-computing' style='color:#555'>{html.escape(text)}</span>"
+
     def _adapt_live_updates(self) -> None:
-        """Continuous updates for cheap parameters while a redraw is measured to be fast."""
+        """Continuous updates for cheap parameters while an update is measured to be fast."""
         fast = self.last_redraw_s <= self.LIVE_BUDGET
         for c in self.controls.values():
             c.set_continuous(fast and c.param.live)
 
+    # ------------------------------------------------------------------ messages
     def show_message(self, text: str, level: str = "info") -> None:
         colour = {"error": "#b00020", "warning": "#8a5a00", "info": "#555"}[level]
         self.message.value = (f'<span class="gs-{level}" style="color:{colour}">{html.escape(text)}</span>'

@@ -1,82 +1,70 @@
-"""Parameter declarations: one record per physical parameter drives controls, checks and docs.
+"""Controls from the kernels' parameter specs: a slider with an editable number per quantity.
 
-A :class:`Param` says what a parameter is (kernel keyword, symbol, unit, default), where its
-slider runs, which values are allowed at all (hard bounds, also enforced on the number box),
-and its slider step.  From it come
+The quantity itself — name, symbol, unit, default, usual and hard ranges, step, meaning — is
+declared once, UI-free, as a :class:`gapscope.kernels.specs.Spec` next to its kernel.  A
+:class:`Param` is how a panel shows one: the spec plus presentation (a panel's starting
+value, a slider range inside the hard bounds, whether dragging updates live).  From it come
 
 * :meth:`Param.control` — a slider with an editable number beside it;
-* :func:`check_against` — the declared names must be keyword-only arguments of the kernels;
+* :func:`check_against` — the declared names must be keyword arguments of the kernels;
 * :func:`markdown_table` — the parameter table for docs and the panel's help.
 """
 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
+from typing import Any
 
 import ipywidgets as w
 import traitlets
 
-__all__ = ["Param", "ParamControl", "check_against", "markdown_table"]
+from gapscope.kernels import specs as _specs
+from gapscope.kernels.specs import Spec
+
+__all__ = ["Param", "ParamControl", "param", "check_against", "markdown_table", "Spec"]
 
 
 @dataclass(frozen=True)
 class Param:
-    """Declaration of one physical parameter.
+    """A :class:`Spec` as a panel shows it.
 
     Attributes
     ----------
-    name : str
-        Keyword of the kernel function(s) it feeds (e.g. ``"delta"``).
-    symbol : str
-        Symbol shown to the user (e.g. ``"Δ"``).
-    unit : str
-        Unit shown to the user ("meV", "K", "" for dimensionless).
-    default : float
-        Default value.
-    slider : (float, float)
-        Range of the slider.
-    bounds : (float, float)
-        Hard bounds: the number box accepts values in this range (may exceed the slider).
-    step : float
-        Slider step.
-    doc : str
-        One line for the help table.
-    integer : bool
-        Integer-valued parameter (integer slider and box).
+    spec : Spec
+        The quantity (its hard ``bounds`` are the kernel's; its ``soft`` range is the slider's).
     live : bool
         Redraw while the slider is dragged (cheap) or only on release (expensive to change).
     """
 
-    name: str
-    symbol: str
-    unit: str
-    default: float
-    slider: tuple[float, float]
-    bounds: tuple[float, float]
-    step: float
-    doc: str = ""
-    integer: bool = False
+    spec: Spec
     live: bool = True
 
-    def __post_init__(self) -> None:
-        lo, hi = self.slider
-        blo, bhi = self.bounds
-        if not (blo <= lo < hi <= bhi):
-            raise ValueError(f"{self.name}: slider range {self.slider} must lie inside bounds {self.bounds}")
-        if not (lo <= self.default <= hi):
-            raise ValueError(f"{self.name}: default {self.default} outside slider range {self.slider}")
-        if self.step <= 0:
-            raise ValueError(f"{self.name}: step must be > 0")
+    name = property(lambda self: self.spec.name)
+    symbol = property(lambda self: self.spec.symbol)
+    unit = property(lambda self: self.spec.unit)
+    default = property(lambda self: self.spec.default)
+    slider = property(lambda self: self.spec.soft)
+    bounds = property(lambda self: self.spec.bounds)
+    step = property(lambda self: self.spec.step)
+    doc = property(lambda self: self.spec.doc)
+    integer = property(lambda self: self.spec.integer)
+    label = property(lambda self: self.spec.label)
 
-    @property
-    def label(self) -> str:
-        return f"{self.symbol} ({self.unit})" if self.unit else self.symbol
-
-    def control(self, value: float | None = None) -> "ParamControl":
+    def control(self, value: float | None = None) -> ParamControl:
         """A new slider-plus-number control for this parameter."""
         return ParamControl(self, self.default if value is None else value)
+
+
+def param(spec: Spec, *, live: bool = True, **presentation: Any) -> Param:
+    """A panel's view of ``spec``: ``default``, ``soft`` (slider range) and ``doc`` may be restated
+    for the panel; the hard bounds stay the kernel's."""
+    allowed = {"default", "soft", "doc", "symbol"}
+    bad = set(presentation) - allowed
+    if bad:
+        raise TypeError(f"param({spec.name}): only {sorted(allowed)} may change for a panel, not {sorted(bad)}")
+    return Param(spec.replace(**presentation) if presentation else spec, live)
 
 
 class ParamControl(w.HBox):
@@ -123,12 +111,10 @@ class ParamControl(w.HBox):
 
     @traitlets.validate("value")
     def _validate(self, proposal: dict) -> float:
-        v = float(proposal["value"])
-        blo, bhi = self.param.bounds
-        if not (blo <= v <= bhi):   # NaN fails here too
-            raise traitlets.TraitError(f"{self.param.symbol} = {v:g} {self.param.unit} is outside the "
-                                       f"allowed range {blo:g} … {bhi:g}")
-        return v
+        try:                                   # the kernel's own check: same bounds, same words
+            return self.param.spec.check(proposal["value"])
+        except ValueError as exc:
+            raise traitlets.TraitError(f"{self.param.symbol}: {exc}") from None
 
     def _to_widgets(self, change: dict) -> None:
         v = change["new"]
@@ -178,11 +164,6 @@ def check_against(params: Iterable[Param], kernels: Sequence[Callable], *, extra
         raise TypeError(f"parameters {missing} are not keyword arguments of {names}")
 
 
-def markdown_table(params: Iterable[Param]) -> str:
+def markdown_table(params: Iterable[Param | Spec]) -> str:
     """Markdown table: symbol, unit, default, slider range, hard bounds, meaning."""
-    rows = ["| parameter | symbol | unit | default | slider | allowed | meaning |",
-            "|---|---|---|---|---|---|---|"]
-    for p in params:
-        rows.append(f"| `{p.name}` | {p.symbol} | {p.unit or '—'} | {p.default:g} | "
-                    f"{p.slider[0]:g} … {p.slider[1]:g} | {p.bounds[0]:g} … {p.bounds[1]:g} | {p.doc} |")
-    return "\n".join(rows)
+    return _specs.markdown_table(p.spec if isinstance(p, Param) else p for p in params)

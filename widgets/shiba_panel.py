@@ -2,48 +2,45 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import bqplot as bq
 import ipywidgets as w
 import numpy as np
 
 from gapscope.kernels import tunneling, ysr
+from gapscope.kernels.references import cite
+from gapscope.kernels.specs import Spec
 
 from .colormap import to_png
-from .panel import Panel, reference_html
-from .params import Param, check_against
+from .panel import Panel, Task, reference_html
+from .params import param
 
 __all__ = ["ShibaPanel", "SHIBA_PARAMS", "SHIBA_PRESETS", "VIEWS"]
 
-SHIBA_PARAMS: tuple[Param, ...] = (
-    Param("delta", "Δ", "meV", 1.5, (0.2, 3.0), (0.01, 20.0), 0.01, "substrate gap", live=False),
-    Param("gamma", "Γ", "meV", 0.0259, (0.0, 0.2), (0.0, 5.0), 0.001,
-          "Dynes broadening of the substrate (inside G₀)", live=False),
-    Param("alpha", "α", "", 0.7, (0.0, 3.0), (0.0, 50.0), 0.01,
-          "exchange of the selected channel, α = πN₀JS/2"),
-    Param("beta", "β", "", 0.3, (-2.0, 2.0), (-50.0, 50.0), 0.01,
-          "potential scattering of the selected channel, β = πN₀K"),
-    Param("kf", "k_F", "1/nm", 10.0, (2.0, 30.0), (0.5, 200.0), 0.1, "Fermi wave number", live=False),
-    Param("hbar_vf", "ħv_F", "meV·nm", 179.0, (20.0, 800.0), (5.0, 1e4), 1.0,
-          "Fermi velocity × ħ (coherence length ξ = ħv_F/Δ)", live=False),
-    Param("temperature", "T", "K", 0.32, (0.0, 5.0), (0.0, 100.0), 0.01, "temperature", live=False),
-    Param("tip_delta", "Δ_t", "meV", 1.43, (0.0, 3.0), (0.0, 20.0), 0.01, "gap of a superconducting tip",
-          live=False),
-    Param("tip_gamma", "Γ_t", "meV", 0.0259, (0.001, 0.2), (1e-4, 5.0), 0.001, "Dynes broadening of the tip",
-          live=False),
-    Param("vmod_rms", "V_mod", "mV rms", 0.02, (0.0, 0.3), (0.0, 10.0), 0.005, "lock-in modulation (rms)",
-          live=False),
-    Param("bias", "V_map", "mV", 2.02, (-4.0, 4.0), (-50.0, 50.0), 0.01, "bias of the dI/dV map", live=False),
-    Param("window", "V_max", "mV", 3.5, (0.5, 8.0), (0.1, 50.0), 0.1, "half-width of the spectrum window",
-          live=False),
-    Param("map_size", "L", "nm", 2.5, (0.5, 10.0), (0.1, 50.0), 0.1, "half-width of the map", live=False),
-    Param("tip_radius", "r_c", "nm", 0.1, (0.0, 1.0), (0.0, 5.0), 0.01,
-          "tip/orbital size regularising propagators near an impurity (3D: tip height)", live=False),
+# panel-only quantities: what is shown, not what the kernels take
+BIAS = Spec("bias", "V_map", "mV", 2.02, (-4.0, 4.0), (-50.0, 50.0), 0.01, "bias of the dI/dV map")
+V_MAX = Spec("v_max", "V_max", "mV", 3.5, (0.5, 8.0), (0.1, 50.0), 0.1, "half-width of the spectrum's bias range")
+MAP_SIZE = Spec("map_size", "L", "nm", 2.5, (0.5, 10.0), (0.1, 50.0), 0.1, "half-width of the map")
+
+SHIBA_PARAMS = (
+    param(ysr.DELTA, live=False),
+    param(ysr.GAMMA, live=False),
+    param(ysr.ALPHA),
+    param(ysr.BETA),
+    param(ysr.KF, live=False),
+    param(ysr.HBAR_VF, live=False),
+    param(tunneling.TEMPERATURE, soft=(0.0, 5.0), live=False),
+    param(tunneling.TIP_DELTA, default=1.43, live=False, doc="gap of a superconducting tip"),
+    param(tunneling.TIP_GAMMA, default=0.0259, soft=(0.001, 0.2), live=False),
+    param(tunneling.VMOD_RMS, soft=(0.0, 0.3), live=False),
+    param(BIAS, live=False),
+    param(V_MAX, live=False),
+    param(MAP_SIZE, live=False),
+    param(ysr.TIP_RADIUS, live=False),
 )
-check_against(SHIBA_PARAMS, [ysr.Substrate, ysr.Channel, tunneling.didv, ysr.ldos],
-              extra=("bias", "window", "map_size"))
 
 #: view label → (part, spin axis)
 VIEWS: dict[str, tuple[str, tuple[float, float, float] | None]] = {
@@ -63,64 +60,85 @@ def map_pixels(n_channels: int) -> int:
 
 @dataclass(frozen=True)
 class ShibaPreset:
+    """A named parameter set: which numbers are the paper's and which are chosen."""
+
     label: str
-    reference: str
-    doi: str
+    reference: str            # key in gapscope.kernels.references
     note: str
     tip: str
     dim: int
     channels: dict[str, tuple[float, float]]
     values: dict[str, float] = field(default_factory=dict)
 
+    def html(self) -> str:
+        ref = cite(self.reference)
+        return reference_html(ref.short() + f", “{ref.title}”", ref.doi, self.note)
+
 
 SHIBA_PRESETS: dict[str, ShibaPreset] = {p.label: p for p in (
-    ShibaPreset("Mn on Nb(110) — paper 002", "P. Beck et al., Nat. Commun. 12, 2040 (2021)",
-                "10.1038/s41467-021-22261-6",
-                "Δ = 1.5 meV, superconducting tip Δ_t = 1.43 meV, broadening k_B·300 mK = 0.0259 meV, 320 mK. "
-                "Four YSR pairs from d-orbital channels (α: dz2-like, β: dxy, γ: dxz, δ: dyz). The paper's K and "
-                "JS/2 (Suppl. Table 1) are not in our source text; the couplings here are illustrative and put the "
-                "states at 0.2–1.4 meV. k_F and v_F are a Nb-like single band.",
+    ShibaPreset("Mn on Nb(110) — Beck et al.", "beck2021_mn_dimers",
+                "Paper: Δ = 1.5 meV, superconducting tip Δ_t = 1.43 meV, broadening k_B·300 mK = 0.0259 meV, "
+                "320 mK; four YSR pairs from d-orbital channels (α: dz2-like, β: dxy, γ: dxz, δ: dyz). Chosen: the "
+                "couplings (the paper's K and JS/2 are in its Supplementary Table, not reproduced here), a Nb-like "
+                "single band (k_F, v_F), V_mod.",
                 "superconducting", 2,
                 {"dz2": (1.0, 0.35), "dxy": (0.55, 0.1), "dxz": (0.75, -0.2), "dyz": (0.85, 0.0)},
                 dict(delta=1.5, gamma=0.0259, kf=10.0, hbar_vf=179.0, temperature=0.32, tip_delta=1.43,
-                     tip_gamma=0.0259, vmod_rms=0.02, bias=2.55, window=3.5, map_size=2.0, tip_radius=0.1)),
-    ShibaPreset("Cr on β-Bi₂Pd — paper 003", "Cr adatom on β-Bi₂Pd (paper 003)", "",
-                "One particle-hole-asymmetric YSR pair measured with a normal tip at mK temperature. Δ = 1.764·k_B·5.2 K "
-                "= 0.79 meV from the sample's T_c = 5.2 K (weak coupling); α, β, k_F, v_F are illustrative "
+                     tip_gamma=0.0259, vmod_rms=0.02, bias=2.55, v_max=3.5, map_size=2.0, tip_radius=0.1)),
+    ShibaPreset("Cr on β-Bi₂Pd — Sink et al.", "sink2025_cr_bi2pd",
+                "Paper: one particle–hole-asymmetric YSR pair at a Cr adatom, normal tip at mK temperature; the "
+                "sample's T_c = 5.2 K gives Δ = 1.764·k_B·5.2 K = 0.79 meV (weak coupling). Chosen: α, β, k_F, v_F "
                 "(β ≠ 0 makes the electron and hole peaks unequal).",
                 "normal", 2, {"s": (0.9, 0.6)},
                 dict(delta=0.79, gamma=0.01, kf=8.0, hbar_vf=120.0, temperature=0.05, vmod_rms=0.01, bias=0.5,
-                     window=1.5, map_size=3.0, tip_radius=0.1)),
+                     v_max=1.5, map_size=3.0, tip_radius=0.1)),
 )}
 
 
 class ShibaPanel(Panel):
-    """Single magnetic impurity with orbital channels: spectrum at the tip, map at a bias, E₀(α)."""
+    """Single magnetic impurity with orbital channels: spectrum at the tip, map at a bias, E₀(α).
+
+    Computes in the background (a Δ or k_F change rebuilds the propagators of a map: up to a
+    second with several channels); exchange and potential changes reuse the engine's caches.
+    """
 
     TITLE = "Yu-Shiba-Rusinov states"
     PARAMS = SHIBA_PARAMS
+    BACKGROUND = True
+    CACHE_SIZE = 8
 
-    def __init__(self, *, tip: str = "superconducting", dim: int = 2, **values: float) -> None:
-        self.channels: dict[str, tuple[float, float]] = {"s": (values.get("alpha", 0.7), values.get("beta", 0.3))}
-        self.channel = w.Dropdown(options=list(SHAPE_OPTIONS), value="s", description="Channel",
-                                  style={"description_width": "7em"})
-        self.dim = w.ToggleButtons(options=[("2D", 2), ("3D", 3)], value=dim, description="Band",
-                                   style={"description_width": "7em", "button_width": "4em"})
-        self.tip = w.ToggleButtons(options=["normal", "superconducting"], value=tip, description="Tip",
-                                   style={"description_width": "7em", "button_width": "8em"})
-        self.view = w.Dropdown(options=list(VIEWS), value="electron (normal tip)", description="View",
-                               style={"description_width": "7em"})
+    def __init__(self, **values: Any) -> None:
+        self.channels: dict[str, tuple[float, float]] = {"s": (values.get("alpha", ysr.ALPHA.default),
+                                                               values.get("beta", ysr.BETA.default))}
         self.preset = w.Dropdown(options=["—"] + list(SHIBA_PRESETS), value="—", description="Preset",
                                  style={"description_width": "7em"})
+        # which channel the α, β sliders edit (not itself a parameter of the computation)
+        self.channel = w.Dropdown(options=list(SHAPE_OPTIONS), value="s", description="Channel",
+                                  style={"description_width": "7em"})
         self.preset_info = w.HTML()
         self.readout = w.HTML()
         self.readout.add_class("gs-readout")
         self.tip_position = (0.15, 0.0)
         self.engine: ysr.Engine | None = None
+        self._map_memo: tuple[tuple, np.ndarray] | None = None
         self.map_data: np.ndarray | None = None
-        self._map_key: tuple | None = None
         self.curves: dict[str, np.ndarray] = {}
         super().__init__(**values)
+        self._enable_controls(None)
+
+    def make_extras(self) -> dict[str, w.Widget]:
+        style = {"description_width": "7em"}
+        return {
+            "dim": w.ToggleButtons(options=[("2D", 2), ("3D", 3)], value=2, description="Band",
+                                   style={**style, "button_width": "4em"}),
+            "tip": w.ToggleButtons(options=["normal", "superconducting"], value="superconducting", description="Tip",
+                                   style={**style, "button_width": "8em"}),
+            "view": w.Dropdown(options=list(VIEWS), value="electron (normal tip)", description="View", style=style),
+        }
+
+    dim = property(lambda self: self.extras["dim"])
+    tip = property(lambda self: self.extras["tip"])
+    view = property(lambda self: self.extras["view"])
 
     # ------------------------------------------------------------------ figures
     def build(self) -> w.Widget:
@@ -147,7 +165,8 @@ class ShibaPanel(Panel):
                                     default_size=40, stroke="black")
         self.tip_mark = bq.Scatter(x=[0.15], y=[0.0], scales={"x": mx, "y": my}, colors=["#ff4136"], marker="cross",
                                    default_size=90)
-        self.fig_map = bq.Figure(marks=[self.map_image, self.imp_marks, self.tip_mark], title="dI/dV map (click: move tip)",
+        self.fig_map = bq.Figure(marks=[self.map_image, self.imp_marks, self.tip_mark],
+                                 title="dI/dV map (click: move tip)",
                                  axes=[bq.Axis(scale=mx, label="x (nm)", num_ticks=5),
                                        bq.Axis(scale=my, side="left", label="y (nm)", num_ticks=5)],
                                  min_aspect_ratio=1, max_aspect_ratio=1, layout=w.Layout(width="380px", height="380px"),
@@ -172,16 +191,13 @@ class ShibaPanel(Panel):
         return (self.line_didv, self.line_ldos, self.bias_rule, self.map_image, self.imp_marks, self.tip_mark,
                 self.line_e0, self.qpt_rule, self.dot_e0, *self.map_scales)
 
-    def extra_controls(self) -> Iterable[w.Widget]:
-        return (self.preset, self.dim, self.tip, self.view, self.channel)
-
-    def sidebar(self) -> list[w.Widget]:
-        return [self.preset, self.preset_info, self.dim, self.tip, self.view, self.channel,
-                *self.controls.values(), w.HBox([self.manual, self.update_button])]
+    def header(self) -> list[w.Widget]:
+        return [self.preset, self.preset_info, *self.extras.values(), self.channel]
 
     def extra_values(self) -> dict[str, Any]:
-        return {"dim": self.dim.value, "tip": self.tip.value, "view": self.view.value, "channel": self.channel.value,
-                "channels": dict(self.channels)}
+        channels = dict(self.channels)        # the selected channel carries the sliders' α, β
+        channels[self.channel.value] = (self.controls["alpha"].value, self.controls["beta"].value)
+        return {"channel": self.channel.value, "channels": channels, "tip_position": tuple(self.tip_position)}
 
     def set_extra(self, name: str, value: Any) -> None:
         if name == "channels":
@@ -190,23 +206,21 @@ class ShibaPanel(Panel):
             self.channel.value = first
             self.controls["alpha"].value, self.controls["beta"].value = self.channels[first]
             return
-        target = {"dim": self.dim, "tip": self.tip, "view": self.view, "channel": self.channel}.get(name)
-        if target is None:
-            super().set_extra(name, value)
-        target.value = value
+        if name == "channel":
+            self.channel.value = value
+            return
+        if name == "tip_position":
+            self.tip_position = (float(value[0]), float(value[1]))
+            return
+        super().set_extra(name, value)
 
     # ------------------------------------------------------------------ observers
-    def wire(self) -> None:
-        for name, c in self.controls.items():
-            c.observe(self._coupling_changed if name in ("alpha", "beta") else self._changed, "value")
-        for c in (self.dim, self.tip, self.view):
-            c.observe(self._changed, "value")
-        self.channel.observe(self._channel_selected, "value")
-        self.preset.observe(self._apply_preset, "value")
-        self.tip.observe(self._enable_controls, "value")
-        self.manual.observe(self._manual_toggled, "value")
-        self.update_button.on_click(lambda _: self.refresh())
-        self._enable_controls(None)
+    def observers(self):
+        return [(self.controls["alpha"], "value", self._coupling_changed),
+                (self.controls["beta"], "value", self._coupling_changed),
+                (self.channel, "value", self._channel_selected),
+                (self.preset, "value", self._apply_preset),
+                (self.tip, "value", self._enable_controls)]
 
     def _enable_controls(self, _: Any) -> None:
         sc = self.tip.value == "superconducting"
@@ -215,7 +229,6 @@ class ShibaPanel(Panel):
 
     def _coupling_changed(self, change: dict) -> None:
         self.channels[self.channel.value] = (self.controls["alpha"].value, self.controls["beta"].value)
-        self._changed(change)
 
     def _channel_selected(self, change: dict) -> None:
         a, b = self.channels.get(change["new"], (0.0, 0.0))
@@ -228,7 +241,7 @@ class ShibaPanel(Panel):
         if p is None:
             self.preset_info.value = ""
             return
-        self.preset_info.value = reference_html(p.reference, p.doi, p.note)
+        self.preset_info.value = p.html()
         self.set(channels=p.channels, tip=p.tip, dim=p.dim, **p.values)
 
     def _map_clicked(self, _mark: Any, content: dict) -> None:
@@ -240,12 +253,13 @@ class ShibaPanel(Panel):
         self.move_tip(x, y)
 
     def move_tip(self, x: float, y: float) -> None:
-        """Put the tip at (x, y) nm and redraw the spectrum there."""
-        self.tip_position = (x, y)
+        """Put the tip at (x, y) nm and update the spectrum there."""
+        self.tip_position = (float(x), float(y))
         self.refresh()
 
-    # ------------------------------------------------------------------ physics → marks
-    def model(self, v: dict[str, Any]) -> tuple[ysr.Substrate, list[ysr.Impurity]]:
+    # ------------------------------------------------------------------ physics (no widgets)
+    @staticmethod
+    def model(v: dict[str, Any]) -> tuple[ysr.Substrate, list[ysr.Impurity]]:
         gamma = v["gamma"]
         if gamma == 0.0:
             gamma = 1e-3 * v["delta"]
@@ -255,7 +269,7 @@ class ShibaPanel(Panel):
             chans = [ysr.Channel("s", 0.0, 0.0)]
         return sub, [ysr.Impurity(position=(0.0, 0.0), spin=(0.0, 0.0, 1.0), channels=chans)]
 
-    def redraw(self, v: dict[str, Any]) -> None:
+    def compute(self, v: dict[str, Any], task: Task | None = None) -> dict[str, Any]:
         sub, imps = self.model(v)
         self.engine = ysr.Engine(sub, imps) if self.engine is None else self.engine.update(sub, imps)
         eng = self.engine
@@ -263,41 +277,43 @@ class ShibaPanel(Panel):
         tip_delta = v["tip_delta"] if v["tip"] == "superconducting" else 0.0
         chain = dict(temperature=v["temperature"], tip_delta=tip_delta, tip_gamma=v["tip_gamma"],
                      vmod_rms=v["vmod_rms"])
-        tip = np.array([self.tip_position])
 
-        # spectrum at the tip through the full measurement chain
-        V = np.linspace(-v["window"], v["window"], 600)
-
-        def rho(E: np.ndarray) -> np.ndarray:
-            return eng.ldos(tip, np.asarray(E), part=part, spin_axis=spin_axis, tip_radius=v["tip_radius"])[0]
-
-        G = tunneling.didv(V, sample_dos=rho, temperature=v["temperature"], tip_delta=tip_delta,
-                           tip_gamma=v["tip_gamma"], vmod_rms=v["vmod_rms"])
+        # spectrum at the tip through the full measurement chain; the LDOS states its width Γ
+        V = np.linspace(-v["v_max"], v["v_max"], 600)
+        rho = eng.sample_dos(v["tip_position"], part=part, spin_axis=spin_axis, tip_radius=v["tip_radius"])
+        G = tunneling.didv(V, sample_dos=rho, **chain)
         R = rho(V)
         self.finite("dI/dV", G, R)
+        if task is not None:
+            task.progress(0.3, "map …")
 
-        # map at the bias
+        # map at the bias (memo: a tip move changes only the spectrum)
         L = v["map_size"]
         npx = map_pixels(len(imps[0].channels))
-        x = np.linspace(-L, L, npx)
-        X, Y = np.meshgrid(x, x[::-1])
-        pts = np.c_[X.ravel(), Y.ravel()]
         E = tunneling.energy_grid(np.array([v["bias"]]), sample_gamma=sub.gamma, **chain)
         Wt = tunneling.didv_weights(np.array([v["bias"]]), E, **chain)[0]
         key = (repr((sub, imps)), E.tobytes(), Wt.tobytes(), part, spin_axis, v["tip_radius"], npx, L)
-        if key != self._map_key:                   # a tip move changes only the spectrum
-            M = eng.weighted_map(pts, E, Wt, part=part, spin_axis=spin_axis, tip_radius=v["tip_radius"])
-            M = M.reshape(npx, npx)
+        if self._map_memo is not None and self._map_memo[0] == key:
+            M = self._map_memo[1]
         else:
-            M = self.map_data
-        self.finite("map", M)
+            x = np.linspace(-L, L, npx)
+            X, Y = np.meshgrid(x, x[::-1])
+            pts = np.c_[X.ravel(), Y.ravel()]
+            M = eng.weighted_map(pts, E, Wt, part=part, spin_axis=spin_axis,
+                                 tip_radius=v["tip_radius"]).reshape(npx, npx)
+            self.finite("map", M)
+            self._map_memo = (key, M)
 
         # E0(α) for the selected channel's β
         beta = v["beta"]
         alphas = np.linspace(0.0, max(3.0, 1.2 * v["alpha"]), 300)
         e0 = np.array([ysr.single_energy(alpha=a, beta=beta, delta=v["delta"]) for a in alphas])
-        ac = ysr.critical_alpha(beta=beta)
+        return {"values": dict(v), "sub": sub, "tip_delta": tip_delta, "V": V, "G": G, "R": R, "M": M, "L": L,
+                "alphas": alphas, "e0": e0, "alpha_c": ysr.critical_alpha(beta=beta),
+                "e0_now": ysr.single_energy(alpha=v["alpha"], beta=beta, delta=v["delta"])}
 
+    def draw(self, r: dict[str, Any]) -> None:
+        v, V, G, R, M, L = r["values"], r["V"], r["G"], r["R"], r["M"], r["L"]
         self.line_didv.x, self.line_didv.y = V, G
         self.line_ldos.x, self.line_ldos.y = V, R
         top = float(max(G.max(), R.max()))
@@ -312,35 +328,37 @@ class ShibaPanel(Panel):
         for s in self.map_scales:
             s.min, s.max = -L, L
         self.imp_marks.x, self.imp_marks.y = [0.0], [0.0]
-        self.tip_mark.x, self.tip_mark.y = [self.tip_position[0]], [self.tip_position[1]]
-        self.line_e0.x, self.line_e0.y = alphas, np.vstack([e0, -e0])
-        self.qpt_rule.x, self.qpt_rule.y = [ac, ac], [-v["delta"], v["delta"]]
-        self.dot_e0.x = [v["alpha"]]
-        self.dot_e0.y = [ysr.single_energy(alpha=v["alpha"], beta=beta, delta=v["delta"])]
-        self.map_data, self._map_key = M, key
+        tx, ty = v["tip_position"]
+        self.tip_mark.x, self.tip_mark.y = [tx], [ty]
+        self.line_e0.x, self.line_e0.y = r["alphas"], np.vstack([r["e0"], -r["e0"]])
+        self.qpt_rule.x, self.qpt_rule.y = [r["alpha_c"]] * 2, [-v["delta"], v["delta"]]
+        self.dot_e0.x, self.dot_e0.y = [v["alpha"]], [r["e0_now"]]
+        self.map_data = M
         self.curves = {"bias_mV": V, "didv": G, "ldos": R}
-        self._readout(v, sub, M, tip_delta)
+        self._readout(r)
 
-    def _readout(self, v: dict[str, Any], sub: ysr.Substrate, M: np.ndarray, tip_delta: float) -> None:
+    def _readout(self, r: dict[str, Any]) -> None:
+        v, sub, M, tip_delta = r["values"], r["sub"], r["M"], r["tip_delta"]
         js, k = ysr.dimensionless_to_physical(sub, alpha=v["alpha"], beta=v["beta"])
         unit = "meV·nm²" if sub.dim == 2 else "meV·nm³"
-        e0 = ysr.single_energy(alpha=v["alpha"], beta=v["beta"], delta=v["delta"])
+        e0 = r["e0_now"]
         active = ", ".join(f"{s} ({a:g}, {b:g})" for s, (a, b) in v["channels"].items() if a or b) or "none"
+        tx, ty = v["tip_position"]
         rows = [("channel", f"{v['channel']}: JS/2 = {js:.4g} {unit}, K = {k:.4g} {unit}"),
                 ("E₀", f"{e0:+.4f} meV (|E₀| + Δ_t = {abs(e0) + tip_delta:.4f} mV)"),
-                ("QPT", f"α_c = {ysr.critical_alpha(beta=v['beta']):.4f}"),
+                ("QPT", f"α_c = {r['alpha_c']:.4f}"),
                 ("ξ, λ_F", f"{sub.coherence_length:.1f} nm, {2 * np.pi / sub.kf:.3f} nm"),
                 ("channels (α, β)", active),
-                ("tip at", f"({self.tip_position[0]:.3f}, {self.tip_position[1]:.3f}) nm"),
+                ("tip at", f"({tx:.3f}, {ty:.3f}) nm"),
                 ("map range", f"{M.min():.3g} … {M.max():.3g} (colours: 1st–99th percentile)")]
         self.readout.value = ("<table style='font-size:0.9em'>" + "".join(
             f"<tr><td>{a}</td><td class='gs-ro-{i}'>{b}</td></tr>" for i, (a, b) in enumerate(rows)) + "</table>")
         notes = []
         if v["gamma"] == 0.0:
             notes.append(f"Γ = 0: the in-gap LDOS would be δ peaks; drawn with Γ = {1e-3 * v['delta']:.2g} meV.")
-        if abs(abs(e0)) < 1e-3 * v["delta"]:
+        if abs(e0) < 1e-3 * v["delta"]:
             notes.append("At the quantum phase transition: the YSR state sits at zero energy.")
-        if np.hypot(*self.tip_position) > v["map_size"] * 1.5:
+        if np.hypot(tx, ty) > v["map_size"] * 1.5:
             notes.append("The tip is outside the map.")
         if notes:
             self.show_message(" ".join(notes), level="warning")

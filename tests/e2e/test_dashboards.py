@@ -84,7 +84,7 @@ def test_fit_dashboard_upload_and_fit(page, voila_url, tmp_path):
     V = np.linspace(-4, 4, 400)
     y = fitting.synthetic("dynes", V, noise=0.01, seed=4, temperature=0.5, delta=1.2, gamma=0.03, scale=2.0)
     f = tmp_path / "spectrum.csv"
-    f.write_text("bias (mV),dIdV (nS)\n" + "\n".join(f"{a:.5f},{b:.6f}" for a, b in zip(V, y)))
+    f.write_text("bias (mV),dIdV (nS)\n" + "\n".join(f"{a:.5f},{b:.6f}" for a, b in zip(V, y, strict=True)))
     page.goto(f"{voila_url}/voila/render/fit.ipynb")
     page.wait_for_selector(".gs-upload", timeout=90_000)
     with page.expect_file_chooser(timeout=30_000) as chooser:     # the widget creates its <input> on click

@@ -41,7 +41,7 @@ def _quad(f, lo, hi, points):
     pts = sorted(p for p in set(points) if lo < p < hi)
     edges = [lo, *pts, hi]
     total = 0.0
-    for a, b in zip(edges[:-1], edges[1:]):
+    for a, b in zip(edges[:-1], edges[1:], strict=True):
         total += integrate.quad(f, a, b, limit=400, epsabs=1e-11, epsrel=1e-10)[0]
     return total
 
@@ -52,19 +52,19 @@ def didv_normal(V, sample, kT, features):
     for v in np.atleast_1d(V):
         span = 40.0 * kT
         pts = [p for p in features] + [v - kT, v, v + kT]
-        out.append(_quad(lambda E: sample(E) * minus_fprime(E - v, kT), v - span, v + span, pts))
+        out.append(_quad(lambda E, v=v: sample(E) * minus_fprime(E - v, kT), v - span, v + span, pts))
     return np.array(out)
 
 
 def didv_sis(V, sample, kT, tip_delta, tip_gamma, features):
-    """dI/dV = −∫ N_s(E) ∂_E[N_t(E − V)(f(E − V) − f(E))]|_{E−V} dE, the V-derivative taken analytically."""
+    """dI/dV = ∫ N_s(E) ∂_V[N_t(E − V)(f(E − V) − f(E))] dE, the V-derivative taken analytically."""
     out = []
     for v in np.atleast_1d(V):
         lo, hi = min(0.0, v) - 40.0 * kT, max(0.0, v) + 40.0 * kT
         pts = list(features) + [v + tip_delta, v - tip_delta, v, 0.0]
         pts += [p + s * tip_gamma for p in (v + tip_delta, v - tip_delta) for s in (-3, -1, 1, 3)]
 
-        def integrand(E):
+        def integrand(E, v=v):
             x = E - v
             nt = dynes(x, tip_delta, tip_gamma)
             dnt = dynes_prime(x, tip_delta, tip_gamma)

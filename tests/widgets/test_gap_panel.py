@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from gapscope.kernels import dos, gap, tunneling
-from gapscope.widgets import GAP_PARAMS, PANELS, PRESETS, GapPanel, Param, check_against, markdown_table
+from gapscope.kernels.specs import Spec
+from gapscope.widgets import GAP_PARAMS, PANELS, PRESETS, GapPanel, check_against, markdown_table, param
 from gapscope.widgets.gap_panel import SYMMETRIES
 
 
@@ -12,7 +13,7 @@ def expected_didv(v):
     model, names = SYMMETRIES[v["symmetry"]]
     d = float(gap.bcs_gap(v["temperature"], delta0=v["delta"], tc=v["tc"])) if v["follow_bcs"] else v["delta"]
     sample = dos.bind(model, **{n: (d if n == "delta" else v[n]) for n in names})
-    V = np.linspace(-v["window"], v["window"], 1000)
+    V = np.linspace(-v["v_max"], v["v_max"], 1000)
     td = v["tip_delta"] if v["tip"] == "superconducting" else 0.0
     return V, tunneling.didv(V, sample_dos=sample, temperature=v["temperature"], tip_delta=td,
                              tip_gamma=v["tip_gamma"], vmod_rms=v["vmod_rms"])
@@ -37,9 +38,9 @@ def test_slider_change_redraws_with_kernel_output(panel):
 
 
 def test_number_box_beyond_slider_range(panel):
-    panel.controls["window"].box.value = 30.0           # allowed by hard bounds, beyond the slider
-    assert panel.values["window"] == 30.0
-    assert panel.controls["window"].slider.value == panel.controls["window"].slider.max
+    panel.controls["v_max"].box.value = 30.0            # allowed by hard bounds, beyond the slider
+    assert panel.values["v_max"] == 30.0
+    assert panel.controls["v_max"].slider.value == panel.controls["v_max"].slider.max
     assert np.max(panel.line_didv.x) == pytest.approx(30.0)
 
 
@@ -78,7 +79,7 @@ def test_zero_gap_and_temperature_above_tc(panel):
 
 
 def test_tip_gap_beyond_window_warns(panel):
-    panel.set(tip="superconducting", tip_delta=2.5, window=1.0)
+    panel.set(tip="superconducting", tip_delta=2.5, v_max=1.0)
     assert np.all(np.isfinite(panel.line_didv.y))
     assert "outside" in panel.message.value
 
@@ -95,9 +96,9 @@ def test_kernel_error_becomes_panel_message_and_keeps_curves(panel, monkeypatch)
 
 
 def test_out_of_bounds_value_is_refused(panel):
-    with pytest.raises(Exception, match="outside the allowed range"):
+    with pytest.raises(Exception, match=r"gamma must lie in \[0, 10\] meV"):
         panel.controls["gamma"].value = -1.0
-    with pytest.raises(Exception, match="outside the allowed range"):
+    with pytest.raises(Exception, match="gamma must be finite"):
         panel.controls["gamma"].value = float("nan")
     assert panel.values["gamma"] == 0.02
 
@@ -115,13 +116,13 @@ def test_manual_update_defers_redraw(panel):
 
 def test_presets_reproduce_paper_numbers():
     p = GapPanel()
-    p.preset.value = "Nb(110), Nb tip — paper 004"
+    p.preset.value = "Nb(110), Nb tip — Friedrich et al."
     V, G = np.asarray(p.line_didv.x), np.asarray(p.line_didv.y)
     # SIS coherence peak at Δ_t + Δ_s = 2.81 mV, shifted slightly inward by lock-in and Δ(1.4 K)
     assert abs(V[np.argmax(G)]) == pytest.approx(2.81, abs=0.03)
-    p.preset.value = "Pb(111) — paper 000"
+    p.preset.value = "Pb(111) — Lin et al."
     assert "4.25" in p.readout.value          # 2Δ/kTc for Δ = 1.3 meV, Tc = 7.1 K
-    p.preset.value = "Nb(110), Nb tip — paper 002"
+    p.preset.value = "Nb(110), Nb tip — Beck et al."
     V, G = np.asarray(p.line_didv.x), np.asarray(p.line_didv.y)
     assert abs(V[np.argmax(G)]) == pytest.approx(2.93, abs=0.03)
     assert "10.1038/s41467-021-22261-6" in p.preset_info.value
@@ -152,11 +153,13 @@ def test_csv_export_contains_curves(panel):
 
 def test_declarations_checked_against_kernels():
     check_against(GAP_PARAMS, [dos.dynes, dos.anisotropic_s, dos.dwave, tunneling.didv, gap.bcs_gap],
-                  extra=("tc", "window"))
+                  extra=("tc", "v_max"))
     with pytest.raises(TypeError, match="not keyword arguments"):
-        check_against([Param("dleta", "Δ", "meV", 1, (0, 2), (0, 3), 0.1)], [dos.dynes])
-    with pytest.raises(ValueError, match="slider range"):
-        Param("x", "x", "", 1, (0, 5), (1, 3), 0.1)
+        check_against([param(Spec("dleta", "Δ", "meV", 1, (0, 2), (0, 3), 0.1))], [dos.dynes])
+    with pytest.raises(ValueError, match="soft range"):
+        Spec("x", "x", "", 1, (0, 5), (1, 3), 0.1)
+    with pytest.raises(TypeError, match="may change for a panel"):
+        param(dos.GAMMA, bounds=(0, 1))
     table = markdown_table(GAP_PARAMS)
     assert "| `delta` | Δ₀ | meV |" in table
 
@@ -165,11 +168,3 @@ def test_registry_lists_gap_panel_and_builds_it():
     entry = PANELS["gap"]
     assert entry.notebook == "gap.ipynb"
     assert isinstance(entry.factory(), GapPanel)
-
-
-def test_readme_parameter_table_is_generated_from_declarations():
-    from pathlib import Path
-    from gapscope.widgets import SHIBA_PARAMS
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    assert markdown_table(GAP_PARAMS) in readme
-    assert markdown_table(SHIBA_PARAMS) in readme
