@@ -11,8 +11,8 @@ Energies in meV.  All models tend to 1 for |E| ≫ Δ.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 from scipy import fft as _fft
@@ -22,7 +22,8 @@ from .specs import Spec
 
 __all__ = [
     "dynes", "dynes_antiderivative", "anisotropic_s", "anisotropic_s_antiderivative",
-    "dwave", "dwave_antiderivative", "anisotropic_s_cells", "dwave_cells", "multigap", "two_gap", "two_gap_antiderivative",
+    "dwave", "dwave_antiderivative", "anisotropic_s_cells", "dwave_cells", "multigap", "two_gap",
+    "two_gap_antiderivative", "dynes_hats", "two_gap_hats",
     "gap_function", "SampleDOS", "bind", "MODELS", "Model", "get_model", "TabulatedDOS", "tabulated",
     "DELTA", "GAMMA", "ANISOTROPY", "HARMONIC", "DELTA2", "WEIGHT2",
 ]
@@ -463,7 +464,7 @@ def multigap(E: np.ndarray | float, *, deltas: Sequence[float], gammas: Sequence
     if total == 0.0:
         raise ValueError("weights must not all be zero")
     E = np.asarray(E, dtype=float)
-    return sum(w * dynes(E, delta=d, gamma=g) for d, g, w in zip(deltas, gammas, weights)) / total
+    return sum(w * dynes(E, delta=d, gamma=g) for d, g, w in zip(deltas, gammas, weights, strict=True)) / total
 
 
 def two_gap(E: np.ndarray | float, *, delta: float, gamma: float, delta2: float,

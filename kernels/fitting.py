@@ -15,11 +15,12 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from threading import Event
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -46,7 +47,8 @@ def evaluate(model: str, bias: np.ndarray, **params: float) -> np.ndarray:
     unknown = set(params) - set(values)
     if unknown:
         raise ValueError(f"model {model!r} has no parameters {sorted(unknown)}")
-    values.update({k: float(v) for k, v in params.items()})
+    specs = {p.name: p.spec for p in m.all_params}
+    values.update({k: specs[k].check(v) for k, v in params.items()})
     return _forward(m, np.asarray(bias, dtype=float), values)
 
 
@@ -214,7 +216,7 @@ def fit(bias: np.ndarray, didv: np.ndarray, *, model: str = "dynes", initial: Ma
     order = np.argsort(V[mask])
     Vf, yf, sf = V[mask][order], y[mask][order], s[order]
 
-    def residual(p: "lmfit.Parameters") -> np.ndarray:
+    def residual(p: lmfit.Parameters) -> np.ndarray:
         return (_forward(m, Vf, p.valuesdict()) - yf) / sf
 
     t0 = time.perf_counter()
@@ -243,7 +245,7 @@ def fit(bias: np.ndarray, didv: np.ndarray, *, model: str = "dynes", initial: Ma
         try:
             ci = lmfit.conf_interval(mini, out, sigmas=[1, 2])
             res.intervals = {k: {f"{int(round(lvl_hi[0] * 100))}%": (lvl_lo[1], lvl_hi[1])
-                                 for lvl_lo, lvl_hi in zip(v[:len(v) // 2][::-1], v[len(v) // 2 + 1:])}
+                                 for lvl_lo, lvl_hi in zip(v[:len(v) // 2][::-1], v[len(v) // 2 + 1:], strict=True)}
                              for k, v in ci.items()}
         except Exception as exc:  # conf_interval fails when a parameter sits on a bound
             res.message += f"; profile intervals failed: {exc}"
@@ -324,7 +326,7 @@ class GridFitResult:
         np.savez(path, model=self.model, redchi=self.redchi, done=self.done, **arrays)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "GridFitResult":
+    def load(cls, path: str | os.PathLike) -> GridFitResult:
         with np.load(path, allow_pickle=False) as z:
             values = {k.split(":", 1)[1]: z[k] for k in z.files if k.startswith("value:")}
             errors = {k.split(":", 1)[1]: z[k] for k in z.files if k.startswith("error:")}
@@ -334,7 +336,7 @@ class GridFitResult:
 def _fit_rows(args: tuple) -> list[tuple[int, int, dict[str, float], dict[str, float], float]]:
     bias, block, coords, model, initial, fixed, bounds, window = args
     out = []
-    for (i, j), y in zip(coords, block):
+    for (i, j), y in zip(coords, block, strict=True):
         if not np.isfinite(y).sum() >= 5:
             continue
         try:

@@ -14,8 +14,8 @@ topic adds fit models without touching the fitter.  Every model gets the measure
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from . import tunneling
 from .sampling import SampleDOSLike

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 __all__ = ["Spec", "markdown_table", "check_values"]
 
@@ -122,7 +123,7 @@ class Spec:
             vals.append(hi)
         return vals
 
-    def replace(self, **changes: Any) -> "Spec":
+    def replace(self, **changes: Any) -> Spec:
         """A copy with some fields changed (e.g. a topic's narrower bounds)."""
         return dataclasses.replace(self, **changes)
 

@@ -23,8 +23,8 @@ aligned so that they are grid points (no interpolation).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from scipy import fft as _fft
@@ -33,8 +33,8 @@ from scipy.interpolate import CubicSpline
 from . import _validate as _v
 from . import sampling
 from .constants import KB
-from .specs import Spec
 from .dos import _dynes_anti_raw, _dynes_raw
+from .specs import Spec
 
 __all__ = ["didv", "current", "didv_weights", "energy_grid", "fermi", "thermal_kernel", "lockin_kernel", "lockin",
            "peak_asymmetry", "resolution_fwhm", "DEFAULT_TIP_GAMMA", "CHAIN", "TEMPERATURE", "TIP_DELTA",

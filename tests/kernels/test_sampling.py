@@ -105,7 +105,7 @@ I_MEAS = np.unique(np.r_[np.arange(I0, 601, 2), np.arange(369, 376), np.arange(3
 MEASURED_EXTREMA = {1e-3: (-0.670, 1.44, 3.972, 2.02), 1e-4: (-0.687, 1.44, 4.034, 2.02)}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def measured_reference(gamma: float) -> np.ndarray:
     ref = unmodulated_reference(V_MEAS[I_MEAS], gamma=gamma, **MEASURED)
     ref.setflags(write=False)
@@ -206,7 +206,7 @@ def lockin_reference(V, vmod_rms, unmodulated, step) -> np.ndarray:
     return qr.lockin_first_harmonic(spline, np.asarray(V), vmod_rms, n_phi=1000)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def sweep_reference(case: tuple) -> np.ndarray:
     """Reference at V_SWEEP[sweep_indices]: quad; with lock-in, the φ-sum of a spline of quad values.
 
