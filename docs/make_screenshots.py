@@ -15,9 +15,25 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
+from gapscope.widgets import PANELS
+
 ROOT = Path(__file__).resolve().parents[1]
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def _fit_demo(page) -> None:
+    """The fit dashboard with something to show: a demo, its fit and the model comparison."""
+    page.select_option(".widget-dropdown:has-text('Demo') select", index=2)
+    page.wait_for_selector("text=Synthetic data", timeout=60_000)
+    page.click(".gs-fit")
+    page.wait_for_function("() => /χ²_red/.test(document.querySelector('.gs-stats').innerText)", timeout=60_000)
+    page.click(".gs-compare-button")
+    page.wait_for_selector(".gs-compare", timeout=120_000)
+
+
+#: what to do on a dashboard before its picture is taken (by registry key; default: nothing)
+STAGING = {"fit": _fit_demo}
 
 
 def main() -> None:
@@ -37,24 +53,13 @@ def main() -> None:
                                                        headless=True, args=ARGS,
                                                        viewport={"width": 1500, "height": 1050})
             page = ctx.new_page()
-            for name, ready in (("gap", ".gs-spectrum path.line"), ("shiba", ".gs-map image"),
-                                ("fit", ".gs-upload")):
-                page.goto(f"http://127.0.0.1:{port}/voila/render/{name}.ipynb")
-                page.wait_for_selector(ready, timeout=120_000)
-                if name == "fit":
-                    page.select_option(".widget-dropdown:has-text('Demo') select",
-                                       label="Ni–Pb alloy, anisotropic gap — paper 000 (synthetic)")
-                    page.wait_for_selector("text=Synthetic data", timeout=60_000)
-                    page.click(".gs-fit")
-                    page.wait_for_function("() => /χ²_red/.test(document.querySelector('.gs-stats').innerText)",
-                                           timeout=60_000)
-                    page.click(".gs-compare-button")
-                    page.wait_for_selector(".gs-compare", timeout=120_000)
-                else:
-                    page.wait_for_function("() => document.querySelectorAll('.gs-readout td').length > 4",
-                                           timeout=60_000)
+            for key, entry in PANELS.items():            # every registered dashboard
+                page.goto(f"http://127.0.0.1:{port}/voila/render/{entry.notebook}")
+                page.wait_for_selector(".gs-panel", timeout=120_000)
+                page.wait_for_function("() => !document.querySelector('.gs-computing')", timeout=120_000)
+                STAGING.get(key, lambda page: None)(page)
                 time.sleep(1.0)                      # let the last SVG transitions settle for the picture
-                page.screenshot(path=str(ROOT / "docs" / f"{name}-dashboard.png"))
+                page.screenshot(path=str(ROOT / "docs" / f"{key}-dashboard.png"))
             ctx.close()
     finally:
         server.terminate()

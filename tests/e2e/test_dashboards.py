@@ -2,6 +2,8 @@
 
 import pytest
 
+from gapscope.widgets import PANELS
+
 pytestmark = pytest.mark.browser
 
 LINE = ".gs-spectrum path.line"
@@ -31,9 +33,24 @@ def wait_for_new_curves(page, before, timeout=60_000):
 
 def test_gallery_lists_dashboards(page, voila_url):
     page.goto(f"{voila_url}/voila/render/index.ipynb")
-    card = page.wait_for_selector("a.gs-card", timeout=60_000)
-    assert card.get_attribute("href") == "gap.ipynb"
-    assert "Gap spectroscopy" in card.inner_text()
+    page.wait_for_selector("a.gs-card", timeout=60_000)
+    cards = page.eval_on_selector_all("a.gs-card", "els => els.map(e => [e.getAttribute('href'), e.innerText])")
+    assert [c[0] for c in cards] == [e.notebook for e in PANELS.values()]
+    for (href, text), entry in zip(cards, PANELS.values(), strict=True):
+        assert entry.title in text
+    assert page.errors == []
+
+
+@pytest.mark.parametrize("key", list(PANELS))
+def test_every_registered_dashboard_renders(page, voila_url, key):
+    """Smoke test over the registry: the panel appears with its controls, and no error reaches the page."""
+    page.goto(f"{voila_url}/voila/render/{PANELS[key].notebook}")
+    page.wait_for_selector(".gs-panel", timeout=90_000)
+    page.wait_for_function("() => !document.querySelector('.gs-computing')", timeout=90_000)
+    for p in PANELS[key].factory.PARAMS:
+        assert page.query_selector(f".gs-param-{p.name}") is not None, f"no control for {p.name}"
+    assert page.query_selector(".gs-panel .gs-error") is None
+    assert "Traceback" not in page.content()
     assert page.errors == []
 
 

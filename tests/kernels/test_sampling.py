@@ -320,3 +320,21 @@ def test_ysr_onsite_matches_quadrature(gamma):
     ref = qr.didv_normal_scalar(V, lambda E: float(np.asarray(rho(np.array([E])))[0]), KB * 0.32, feats)
     G = fitting_module().evaluate("ysr_onsite", V, temperature=0.32, **NORMAL_CHAIN, **p)
     assert_close(G, ref, "ysr_onsite")
+
+
+@pytest.mark.parametrize("model,params,gaps", [
+    ("anisotropic_s", dict(delta=0.484, anisotropy=0.5, gamma=1e-3),
+     lambda u: np.abs(0.484 * (1 + 0.5 * np.cos(u)))),
+    ("dwave", dict(delta=1.3, gamma=2e-3), lambda u: np.abs(1.3 * np.cos(0.5 * u))),
+])
+def test_fermi_surface_average_through_a_sc_tip(model, params, gaps):
+    """The chain is linear in N_s, so an anisotropic or d-wave spectrum is the Fermi-surface average of Dynes
+    spectra, each through the Dynes path checked against quadrature above (midpoint rule in u, 64 nodes).
+    The small-Γ SIS case of the house issue: T = 5.79 K, tip 1.81/0.05 meV, 0.0866 mV rms, 601 biases."""
+    V = np.linspace(-4, 4, 601)
+    chain = dict(temperature=5.79, tip_delta=1.81, tip_gamma=0.05, vmod_rms=0.0866)
+    G = tunneling.didv(V, sample_dos=dos.bind(model, **params), **chain)
+    u = (np.arange(64) + 0.5) * np.pi / 64
+    ref = np.mean([tunneling.didv(V, sample_dos=dos.bind("dynes", delta=d, gamma=params["gamma"]), **chain)
+                   for d in gaps(u)], axis=0)
+    assert np.abs(G - ref).max() <= 1e-3 * ref.max()
