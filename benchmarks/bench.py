@@ -13,7 +13,8 @@ import numpy as np
 
 from gapscope.kernels import dos, tunneling, ysr
 from gapscope.kernels.constants import KB
-from gapscope.widgets import PRESETS, GapPanel, ShibaPanel
+from gapscope.widgets import PRESETS, GapPanel, ShibaPanel, Task
+from gapscope.widgets.gap_panel import SYMMETRIES
 
 
 def best(f, repeat: int = 15) -> float:
@@ -45,26 +46,20 @@ def naive_sis_didv(V, sample, td, tg, T, vrms):
 
 
 def panel_row(name: str, preset: str | None, **extra) -> None:
+    """One gap-panel update: the pure compute (kernels), the draw (mutating marks), and both."""
     p = GapPanel()
     if preset:
         p.preset.value = preset
     if extra:
         p.set(**extra)
     v = p.values
-
-    def kernels():
-        sample, _ = p.sample_dos(v)
-        V = np.linspace(-v["window"], v["window"], 1000)
-        td = v["tip_delta"] if v["tip"] == "superconducting" else 0.0
-        tunneling.didv(V, sample_dos=sample, temperature=v["temperature"], tip_delta=td,
-                       tip_gamma=v["tip_gamma"], vmod_rms=v["vmod_rms"])
-        sample.cell_average(V, V[1] - V[0])
-
-    k_best, k_med = best(kernels)
-    r_best, r_med = best(p.refresh)
-    print(f"{name:<44} kernels {k_best * 1e3:7.2f} ms (median {k_med * 1e3:6.2f})   "
-          f"full refresh {r_best * 1e3:7.2f} ms (median {r_med * 1e3:6.2f})   "
-          f"widget part ≈ {(r_med - k_med) * 1e3:6.2f} ms")
+    task = Task()
+    k_best, k_med = best(lambda: p.compute(v, task))
+    result = p.compute(v, task)
+    d_best, d_med = best(lambda: p._draw(result, 0.0))
+    print(f"{name:<46} compute {k_best * 1e3:7.2f} ms (median {k_med * 1e3:6.2f})   "
+          f"draw {d_best * 1e3:6.2f} ms (median {d_med * 1e3:6.2f})   "
+          f"one update ≈ {(k_med + d_med) * 1e3:6.2f} ms")
 
 
 def shiba_rows(full_naive: bool) -> None:
@@ -75,7 +70,7 @@ def shiba_rows(full_naive: bool) -> None:
     V = np.linspace(-3.5, 3.5, 1000)
     eng = ysr.Engine(sub, imp(0.7))
     tip = np.array([[0.15, 0.0]])
-    spec = lambda: tunneling.didv(V, sample_dos=lambda E: eng.ldos(tip, E)[0], **chain)
+    spec = lambda: tunneling.didv(V, sample_dos=eng.sample_dos(tip[0]), **chain)
     spec()
     alphas = iter(np.linspace(0.5, 1.2, 10000))
 
@@ -84,7 +79,7 @@ def shiba_rows(full_naive: bool) -> None:
         spec()
     b, m = best(j_spectrum)
     print(f"  spectrum, 1000 biases, SC tip + lock-in, after a J change      {b * 1e3:8.2f} ms (median {m * 1e3:.2f})")
-    eng_cold = lambda: tunneling.didv(V, sample_dos=lambda E: ysr.ldos(sub, imp(0.7), tip, E)[0], **chain)
+    eng_cold = lambda: tunneling.didv(V, sample_dos=ysr.Engine(sub, imp(0.7)).sample_dos(tip[0]), **chain)
     b2, m2 = best(eng_cold, 5)
     print("  same, naive (propagators rebuilt every call)                     "
           f"{b2 * 1e3:8.2f} ms (median {m2 * 1e3:.2f})")
@@ -118,10 +113,15 @@ def shiba_rows(full_naive: bool) -> None:
               f"{naive:7.1f} s{note}")
 
     p = ShibaPanel()
+    p.wait()
     alphas = iter(np.linspace(0.5, 1.2, 10000))
-    b, m = best(lambda: p.controls["alpha"].set_trait("value", float(next(alphas))), 7)
-    print(f"  Shiba panel, full refresh after an α change (spectrum + 128² SC-tip map + PNG)  {b * 1e3:7.1f} ms "
-          f"(median {m * 1e3:.1f})")
+
+    def alpha_update():
+        p.controls["alpha"].set_trait("value", float(next(alphas)))
+        p.wait()
+    b, m = best(alpha_update, 7)
+    print(f"  Shiba panel, one update after an α change (background compute + draw: spectrum + 128² SC-tip "
+          f"map + PNG)  {b * 1e3:7.1f} ms (median {m * 1e3:.1f})")
 
 
 def fit_rows() -> None:
@@ -159,9 +159,18 @@ def main() -> None:
     panel_row("default (Pb(111), normal tip, 0.32 K)", None)
     for name in PRESETS:
         panel_row(name, name)
+    for symmetry in SYMMETRIES:
+        for tip in ("normal", "superconducting"):
+            panel_row(f"{symmetry}, {tip} tip (defaults)", None, symmetry=symmetry, tip=tip)
     panel_row("anisotropic s, Γ = 0.005 meV, SC tip", None, symmetry="anisotropic s", gamma=0.005,
               tip="superconducting")
-    panel_row("d-wave, Γ = 0.02 meV, normal tip", None, symmetry="d-wave")
+    print("\nSmall-Γ anisotropic SIS (Δ 0.484, a 0.5, Γ 1e-3 meV; tip 1.81/0.05 meV; 5.79 K; 0.0866 mV rms; "
+          "601 biases)")
+    V6 = np.linspace(-4, 4, 601)
+    an = dos.bind("anisotropic_s", delta=0.484, anisotropy=0.5, gamma=1e-3)
+    ab, am = best(lambda: tunneling.didv(V6, sample_dos=an, temperature=5.79, tip_delta=1.81, tip_gamma=0.05,
+                                         vmod_rms=0.0866), 7)
+    print(f"  gapscope {ab * 1e3:8.1f} ms (median {am * 1e3:.1f})")
 
     print("\nSIS + lock-in kernel vs the naive way (Nb/Nb, Δ 1.50/1.31 meV, Γ 0.01, 1.4 K, V_mod 0.1 mV rms)")
     V = np.linspace(-4.5, 4.5, 1000)

@@ -453,18 +453,20 @@ def multigap(E: np.ndarray | float, *, deltas: Sequence[float], gammas: Sequence
     weights : sequence of float
         Non-negative band weights w_i (normal-state DOS fractions), not all zero.
     """
-    deltas = [DELTA.replace(name=f"deltas[{i}]").check(d) for i, d in enumerate(deltas)]
-    if np.ndim(gammas) == 0:
-        gammas = [gammas] * len(deltas)
-    gammas = [GAMMA.replace(name=f"gammas[{i}]").check(g) for i, g in enumerate(gammas)]
-    weights = [_v.scalar(f"weights[{i}]", w, "", minimum=0.0) for i, w in enumerate(weights)]
-    if not (len(deltas) == len(gammas) == len(weights)) or not deltas:
+    ds = [DELTA.replace(name=f"deltas[{i}]").check(d) for i, d in enumerate(deltas)]
+    gs_in = [float(gammas)] * len(ds) if isinstance(gammas, (int, float)) else list(gammas)
+    gs = [GAMMA.replace(name=f"gammas[{i}]").check(g) for i, g in enumerate(gs_in)]
+    ws = [_v.scalar(f"weights[{i}]", w, "", minimum=0.0) for i, w in enumerate(weights)]
+    if not (len(ds) == len(gs) == len(ws)) or not ds:
         raise ValueError("deltas, gammas and weights must have the same, non-zero length")
-    total = sum(weights)
+    total = sum(ws)
     if total == 0.0:
         raise ValueError("weights must not all be zero")
     E = np.asarray(E, dtype=float)
-    return sum(w * dynes(E, delta=d, gamma=g) for d, g, w in zip(deltas, gammas, weights, strict=True)) / total
+    out = np.zeros(E.shape)
+    for d, g, w in zip(ds, gs, ws, strict=True):
+        out += w * dynes(E, delta=d, gamma=g)
+    return out / total
 
 
 def two_gap(E: np.ndarray | float, *, delta: float, gamma: float, delta2: float,

@@ -269,7 +269,7 @@ def _bootstrap(m: FitModel, V: np.ndarray, y: np.ndarray, s: np.ndarray, params,
     resid = (y - best) / s
     rng = np.random.default_rng(seed)
     free = [k for k in vals if params[k].vary]
-    draws = {k: [] for k in free}
+    draws: dict[str, list[float]] = {k: [] for k in free}
     for _ in range(n):
         yb = best + s * rng.choice(resid, size=resid.size, replace=True)
         p = params.copy()
@@ -323,7 +323,8 @@ class GridFitResult:
     def save(self, path: str | os.PathLike) -> None:
         arrays = {f"value:{k}": v for k, v in self.values.items()}
         arrays.update({f"error:{k}": v for k, v in self.errors.items()})
-        np.savez(path, model=self.model, redchi=self.redchi, done=self.done, **arrays)
+        arrays.update(model=np.array(self.model), redchi=self.redchi, done=self.done)
+        np.savez(path, **arrays)  # type: ignore[arg-type]
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> GridFitResult:

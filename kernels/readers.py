@@ -439,9 +439,9 @@ def read_grid(path: str | os.PathLike, *, data: bytes | None = None) -> Grid:
     params = {n: pix[:, :, k] for k, n in enumerate(par_names)}
     d: dict[str, np.ndarray] = {}
     units: dict[str, str] = {}
-    for k, lab in enumerate(chans):
+    for ic, lab in enumerate(chans):
         nm, unit = _split_label(lab)
-        d[nm] = pix[:, :, npar + k * npts: npar + (k + 1) * npts]
+        d[nm] = pix[:, :, npar + ic * npts: npar + (ic + 1) * npts]
         units[nm] = unit
     start, stop = _first_finite(name, pix[:, :, 0]), _first_finite(name, pix[:, :, 1])
     sweep_name, sweep_unit = _split_label(header.get("Sweep Signal", "Bias (V)"))

@@ -142,7 +142,7 @@ class Reference:
         if link is None:
             doi = "DOI not found"
         else:
-            doi = f'<a href="{esc(link)}" target="_blank" rel="noopener">doi:{esc(self.doi)}</a>'
+            doi = f'<a href="{esc(link)}" target="_blank" rel="noopener">doi:{esc(self.doi or "")}</a>'
         return (f'<span class="gapscope-reference">{esc(_join_names(self.authors))}, '
                 f"&ldquo;{esc(self.title)}&rdquo;, {source} ({self.year}), {doi}</span>")
 

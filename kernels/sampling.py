@@ -1,20 +1,25 @@
 """The sample-DOS contract: how the tunnelling kernels sample a density of states on a grid.
 
 A sample DOS is any vectorised callable E → N(E) (meV → normalised DOS).  What the kernels
-need from it is the integral of N over each cell [E − h/2, E + h/2] of their energy grid.
-A DOS can say how to get that, in decreasing order of preference:
+need from it are integrals of N against the basis functions of their energy grid, never
+point values taken blindly.  A DOS says how to get them, in decreasing order of preference:
 
-1. it provides exact cell averages: a method ``cell_average(E, h)`` (:class:`CellAveraged`;
-   e.g. :func:`gapscope.kernels.dos.bind` and :func:`gapscope.kernels.dos.tabulated`);
-2. it states its finest energy scale: an attribute ``width`` in meV (:class:`HasWidth`;
-   e.g. :class:`PointDOS`, what :meth:`gapscope.kernels.ysr.Engine.sample_dos` returns).
-   Where the grid step h ≤ width/2 its point values are used (the trapezoid sum of a
-   function smooth on the scale of the step converges fast); otherwise (3);
-3. a plain callable, or a grid too coarse for the stated width: cell averages are computed by
-   **adaptive midpoint refinement**, cell by cell, until each cell's average stops changing
-   (:func:`adaptive_cell_average`).  Nothing is ever sampled blindly: a DOS whose structure
-   stays unresolved at the deepest level raises :class:`UnresolvedDOSError` (a ``ValueError``)
-   that says how to declare it.
+1. it provides exact integrals: ``hat_average(E, h)`` (projections on the linear B-splines
+   of the grid, which keep both the weight and the position of a peak narrower than h) or
+   ``cell_average(E, h)`` (:class:`CellAveraged`; e.g. :func:`gapscope.kernels.dos.bind`,
+   :func:`gapscope.kernels.dos.tabulated`);
+2. it states its finest energy scale: an attribute ``width`` in meV (:class:`HasWidth`; e.g.
+   :class:`PointDOS`, what :meth:`gapscope.kernels.ysr.Engine.sample_dos` returns).  Where
+   the grid step h ≤ width/2 its point values are used (a smooth function on the grid);
+   otherwise (3);
+3. a plain callable, or a grid too coarse for the stated width: hat projections are
+   computed by **adaptive midpoint refinement**, cell by cell, until each stops changing
+   (:func:`adaptive_cell_average`).  A DOS whose structure stays unresolved at the deepest
+   level raises :class:`UnresolvedDOSError` (a ``ValueError``) that says how to declare it.
+
+:func:`grid_values` turns either kind of integral into nodal values with a weight-conserving
+O(h²) correction, so the trapezoid-type sums of the tunnelling chain see the DOS to O(h⁴)
+where it is smooth and conserve its spectral weight and first moment where it is not.
 
 Units: energies meV, DOS normalised to the normal state (dimensionless).
 """

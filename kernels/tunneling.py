@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import fft as _fft
@@ -45,12 +46,13 @@ DEFAULT_TIP_GAMMA = 0.01
 _N_MAX = 2 ** 17          # largest sample grid
 
 # ----------------------------------------------------------------------------- parameters
-TEMPERATURE = Spec("temperature", "T", "K", 0.32, (0.0, 10.0), (0.0, 300.0), 0.01, "temperature of tip and sample")
-TIP_DELTA = Spec("tip_delta", "Δ_t", "meV", 1.31, (0.0, 3.0), (0.0, 50.0), 0.01,
+TEMPERATURE: Spec = Spec("temperature", "T", "K", 0.32, (0.0, 10.0), (0.0, 300.0), 0.01,
+                         "temperature of tip and sample")
+TIP_DELTA: Spec = Spec("tip_delta", "Δ_t", "meV", 1.31, (0.0, 3.0), (0.0, 50.0), 0.01,
                  "gap of a superconducting tip (0: normal tip)")
-TIP_GAMMA = Spec("tip_gamma", "Γ_t", "meV", DEFAULT_TIP_GAMMA, (0.0, 0.3), (0.0, 10.0), 0.001,
+TIP_GAMMA: Spec = Spec("tip_gamma", "Γ_t", "meV", DEFAULT_TIP_GAMMA, (0.0, 0.3), (0.0, 10.0), 0.001,
                  "Dynes broadening of the tip")
-VMOD_RMS = Spec("vmod_rms", "V_mod", "mV rms", 0.02, (0.0, 0.5), (0.0, 20.0), 0.005,
+VMOD_RMS: Spec = Spec("vmod_rms", "V_mod", "mV rms", 0.02, (0.0, 0.5), (0.0, 20.0), 0.005,
                 "lock-in modulation amplitude (rms; peak = √2 × rms)")
 #: the measurement chain's parameters, in order
 CHAIN: tuple[Spec, ...] = (TEMPERATURE, TIP_DELTA, TIP_GAMMA, VMOD_RMS)
@@ -255,7 +257,8 @@ def _tip_cells(x: np.ndarray, delta: float, gamma: float, h: float) -> np.ndarra
     return np.diff(a) / h
 
 
-def _check(V, sample_dos, temperature, tip_delta, tip_gamma, vmod_rms):
+def _check(V: Any, sample_dos: Any, temperature: float, tip_delta: float, tip_gamma: float,
+           vmod_rms: float) -> tuple[np.ndarray, float, float, float, float]:
     if not callable(sample_dos):
         raise ValueError("sample_dos must be a vectorised callable E → N(E), e.g. "
                          "dos.bind('dynes', delta=1.3, gamma=0.02)")
@@ -277,14 +280,17 @@ def _grid_step(kT: float, td: float, tg: float, vm: float, span: float, sample_w
     resolves the kernel they are integrated against, so the sample's own Γ never refines the
     grid.  The thermal and lock-in kernels meet the nodal values as a smooth spectrum: a sixth
     of k_BT or V_mod keeps that at ~1e-5 of the curve.  A superconducting tip's DOS is
-    point-sampled in a product with the sample: Γ_t/8 keeps that quadrature at ≲ 1.5e-4 of
-    the SIS peak even for a sample Γ ≪ Γ_t (both measured against adaptive quadrature in the
-    tests).  One exception: with a normal tip at T = 0 the lock-in sees the sample DOS
+    point-sampled in a product with the sample: where the sample declares a width ≥ ⅔Γ_t the
+    product is smooth on the grid and Γ_t/3 is spectrally accurate; otherwise (a sample peak
+    far narrower than the tip's) the quadrature is second order and Γ_t/8 keeps it at
+    ≲ 1.5e-4 of the SIS peak (both measured against adaptive quadrature in the tests).
+    One exception: with a normal tip at T = 0 the lock-in sees the sample DOS
     itself, which must then be resolved on its own declared scale.
     """
     steps = [x / 6.0 for x in (kT, vm) if x > 0.0]
     if td > 0.0 and tg > 0.0:
-        steps.append(tg / 8.0)
+        smooth = sample_width is not None and sample_width >= 2.0 * tg / 3.0
+        steps.append(tg / 3.0 if smooth else tg / 8.0)
     if td == 0.0 and kT == 0.0 and vm > 0.0 and sample_width:
         steps.append(sample_width / 6.0)
     h = min(steps) if steps else span / 4000.0

@@ -55,6 +55,7 @@ of quasiparticle-lifetime broadening in a strong-coupled superconductor", Phys. 
 import numpy as np
 
 from . import engine as engine
+from . import fitmodels as fitmodels  # noqa: E402,I001  (registers the topic's fit models)
 from . import model as model
 from . import propagators as propagators
 from . import tmatrix as tmatrix
@@ -80,8 +81,6 @@ from .propagators import ContinuumPropagators, PropagatorSet
 from .propagators import make_propagators as make_propagators
 from .tmatrix import energies, residue_maps
 from .tmatrix import solve_t as solve_t
-
-from . import fitmodels as fitmodels  # noqa: E402,I001  (registers the topic's fit models)
 
 __all__ = ["Substrate", "Channel", "Impurity", "energies", "ldos", "single_energy", "critical_alpha",
            "residue_maps", "physical_to_dimensionless", "dimensionless_to_physical", "SHAPES", "Propagators",

@@ -41,6 +41,7 @@ def test_error_coverage_over_noise_draws():
     ("anisotropic_s", dict(delta=1.0, anisotropy=0.35, gamma=0.02)),
     ("dwave", dict(delta=1.0, gamma=0.02)),
 ])
+@pytest.mark.slow
 def test_model_comparison_prefers_the_true_model(true_model, params):
     y = fitting.synthetic(true_model, V, noise=0.01, seed=7, temperature=0.4, **params)
     ranked = fitting.compare(V, y, models=("dynes", "anisotropic_s", "dwave"),
@@ -104,6 +105,7 @@ def test_bad_fit_arguments(kw, match):
         fitting.fit(V, y, **kw)
 
 
+@pytest.mark.slow
 def test_every_registered_model_fits_its_own_synthetic_data():
     for name in fitting.MODELS:
         y = fitting.synthetic(name, V, noise=0.005, seed=2, temperature=0.5)

@@ -209,6 +209,7 @@ def test_bad_input_messages():
     [ysr.Impurity(channels=[ysr.Channel("dxz", 0.9, 0.2)])],
     [s_imp(), ysr.Impurity((0.47, 0.1), (1, 0, 0), [ysr.Channel("dxy", 0.6, -0.1)])],
 ], ids=["s", "dxz", "dimer"])
+@pytest.mark.slow
 def test_engine_maps_equal_direct_sums(imps):
     from gapscope.kernels import tunneling as tn
     x = np.linspace(-1.5, 1.5, 40)

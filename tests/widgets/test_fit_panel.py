@@ -62,6 +62,7 @@ def test_demo_labels_cite_authors_not_internal_numbers():
     assert {PB, NIPB, NB} <= set(DEMOS)
 
 
+@pytest.mark.slow
 def test_compare_models_prefers_anisotropic_for_nipb_demo():
     p = FitPanel()
     p.demo.value = NIPB
@@ -236,6 +237,7 @@ def test_grid_file_and_grid_fit(tmp_path):
     assert p.grid is None and p.grid_result is None and p.grid_view.widget.layout.display == "none"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(DEMOS))
 def test_every_demo_fits(name):
     if DEMOS[name].model not in fitting.MODELS:

@@ -195,6 +195,7 @@ def test_bad_input_gives_messages_not_nans(small_maps):
     assert np.all(np.isfinite(p.line_didv.y)) and "gs-error" not in p.message.value
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("param", SHIBA_PARAMS, ids=lambda p: p.name)
 def test_every_range_end_is_finite(param, small_maps):
     p = ready(ShibaPanel(tip="superconducting", map_size=1.0, v_max=2.0))
@@ -205,6 +206,7 @@ def test_every_range_end_is_finite(param, small_maps):
         assert "gs-error" not in p.message.value, p.message.value
 
 
+@pytest.mark.slow
 def test_presets_load_with_their_references(small_maps):
     p = ready(ShibaPanel())
     for name, preset in SHIBA_PRESETS.items():
