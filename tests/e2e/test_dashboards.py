@@ -36,7 +36,7 @@ def test_gallery_lists_dashboards(page, voila_url):
     page.wait_for_selector("a.gs-card", timeout=60_000)
     cards = page.eval_on_selector_all("a.gs-card", "els => els.map(e => [e.getAttribute('href'), e.innerText])")
     assert [c[0] for c in cards] == [e.notebook for e in PANELS.values()]
-    for (href, text), entry in zip(cards, PANELS.values(), strict=True):
+    for (_href, text), entry in zip(cards, PANELS.values(), strict=True):
         assert entry.title in text
     assert page.errors == []
 
