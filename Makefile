@@ -22,14 +22,10 @@ $(STAMP): pyproject.toml src/gapscope/__init__.py
 
 install: $(STAMP)
 
+# serve/run: Voilà with serve/voila.py (timeouts, upload size, culling); 127.0.0.1 by default
+# (IP=0.0.0.0 serves a class on a network); GAPSCOPE_DATA_ROOT is the only folder paths may name.
 dashboards: install
-	@echo ""
-	@echo "  gapscope: open http://127.0.0.1:$(PORT)/voila/render/index.ipynb  (gallery of all dashboards)"
-	@echo "  Ctrl-C stops the server."
-	@echo ""
-	JUPYTER_RUNTIME_DIR=$$(mktemp -d) $(BIN)/voila notebooks --no-browser --port=$(PORT) --Voila.ip=127.0.0.1 \
-		--ServerApp.allow_root=True \
-		--MappingKernelManager.cull_interval=60 --MappingKernelManager.cull_idle_timeout=600
+	PORT=$(PORT) BIN=$(BIN) ./serve/run
 
 # Debian's Chromium for the browser tests (Playwright drives it; its own browser download fails here).
 browser:

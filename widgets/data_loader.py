@@ -20,6 +20,7 @@ import numpy as np
 from gapscope.kernels import fitting, readers
 from gapscope.kernels.references import cite
 
+from .dataroot import DataRoot, PathRefused
 from .panel import reference_html
 
 __all__ = ["Demo", "DEMOS", "LoadedData", "DataLoader"]
@@ -142,13 +143,20 @@ class DataLoader:
         ``on_load(data: LoadedData)`` — called with every new state of the data.
     on_message : callable
         ``on_message(text, level)`` — problems with a file (``level`` "error" or "warning").
+    data_root : DataRoot, optional
+        The only folder a typed path may name (default: :class:`DataRoot` from the environment).
     """
 
-    def __init__(self, on_load: Callable[[LoadedData], None], on_message: Callable[[str, str], None]) -> None:
+    def __init__(self, on_load: Callable[[LoadedData], None], on_message: Callable[[str, str], None],
+                 data_root: DataRoot | None = None) -> None:
         self.on_load, self.on_message = on_load, on_message
-        self.upload = w.FileUpload(accept=".dat,.csv,.txt,.3ds", multiple=False, description="Upload")
+        self.data_root = data_root if data_root is not None else DataRoot()
+        self.upload = w.FileUpload(accept=".dat,.csv,.txt,.3ds", multiple=False, description="Upload",
+                                   tooltip=f"up to {self.data_root.limit_text}")
         self.upload.add_class("gs-upload")
-        self.path = w.Text(placeholder="or a path on the server", layout=w.Layout(width="16em"))
+        self.path = w.Text(placeholder="or a file in the data folder", layout=w.Layout(width="16em"),
+                           tooltip="a name relative to the server's data folder")
+        self.path.add_class("gs-path")
         self.load_button = w.Button(description="Load", icon="folder-open")
         usable = [k for k, d in DEMOS.items() if d.model in fitting.MODELS]    # models registered by the topics
         self.demo = w.Dropdown(options=[NO_DEMO, *usable], value=NO_DEMO, description="Demo",
@@ -182,21 +190,22 @@ class DataLoader:
             return
         f = files[0] if isinstance(files, (list, tuple)) else next(iter(files.values()))
         name = f["name"] if isinstance(f, dict) else f.name
-        self.load_bytes(name, bytes(f["content"] if isinstance(f, dict) else f.content))
+        content = f["content"] if isinstance(f, dict) else f.content
+        try:
+            self.data_root.check_upload(name, len(content))
+        except PathRefused as exc:
+            self.on_message(f"{exc} The current data are kept.", "error")
+            return
+        self.load_bytes(name, bytes(content))
 
     def load_path(self, path: str) -> bool:
-        """Load a file from the server's disk (spectrum or ``.3ds`` grid)."""
-        path = path.strip()
-        if not path:
-            self.on_message("Type a path first.", "warning")
-            return False
+        """Load a file from the server's data folder (spectrum or ``.3ds`` grid); nothing outside it."""
         try:
-            with open(path, "rb") as fh:
-                content = fh.read()
-        except OSError as exc:
-            self.on_message(f"{path}: cannot be read ({exc.strerror or exc}). The current data are kept.", "error")
+            name, content = self.data_root.read_bytes(path)
+        except PathRefused as exc:
+            self.on_message(f"{exc} The current data are kept.", "error")
             return False
-        return self.load_bytes(path, content)
+        return self.load_bytes(name, content)
 
     def load_bytes(self, name: str, content: bytes) -> bool:
         """Parse a file; on failure show the reader's message and keep what was loaded."""

@@ -20,6 +20,7 @@ import numpy as np
 from gapscope.kernels import fitting
 
 from .data_loader import DEMOS, DataLoader, Demo, LoadedData
+from .dataroot import DataRoot, PathRefused
 from .fit_table import ParameterTable, compare_html, stats_html
 from .grid_fit_view import GridFitView
 from .panel import Panel, PanelInputError, Task
@@ -47,11 +48,13 @@ class FitPanel(Panel):
     PARAMS = ()
     SIDEBAR_WIDTH = "38em"
 
-    def __init__(self) -> None:
+    def __init__(self, *, data_root: DataRoot | str | None = None) -> None:
         self._fit: fitting.FitResult | None = None
         self.data: LoadedData | None = None
         self.curves: Any = None
-        self.loader = DataLoader(self._on_data, lambda text, level: self.show_message(text, level=level))
+        self.data_root = data_root if isinstance(data_root, DataRoot) else DataRoot(data_root)
+        self.loader = DataLoader(self._on_data, lambda text, level: self.show_message(text, level=level),
+                                 self.data_root)
         self.upload, self.path, self.demo = self.loader.upload, self.loader.path, self.loader.demo
         self.info, self.channel, self.norm = self.loader.info, self.loader.channel, self.loader.norm
         self.model = w.Dropdown(options=list(fitting.MODELS), value="dynes", description="Model",
@@ -321,6 +324,12 @@ class FitPanel(Panel):
             self.show_message("Load a .3ds grid first.", level="warning")
             return
         args = dict(self.table.fit_arguments(), window=tuple(self.window.value))
+        if resume is not None:
+            try:
+                resume = str(self.data_root.resolve_write(resume, suffix=".npz"))
+            except PathRefused as exc:
+                self.show_message(f"Save/resume file: {exc}", level="error")
+                return
         if not self.grid_view.start(data.grid.bias, data.grid_didv, model=self.model.value, arguments=args,
                                     resume=resume, wait=wait):
             self.show_message("A grid fit is already running.", level="warning")

@@ -52,7 +52,7 @@ class GridFitView:
                              layout=w.Layout(width="340px", height="340px"))
         self.fig.add_class("gs-gridmap")
         self.info = w.HTML()
-        self.save = w.Text(placeholder="save/resume file (.npz), optional", layout=w.Layout(width="18em"),
+        self.save = w.Text(placeholder="save/resume file in the data folder (.npz)", layout=w.Layout(width="18em"),
                            tooltip="results are saved here after every chunk; an existing file is resumed")
         self.widget = w.VBox([w.HBox([self.start_button, self.cancel_button, self.progress, self.param]),
                               self.save, w.HBox([self.fig, self.info])], layout=w.Layout(display="none"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -33,15 +34,14 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def voila_url():
-    """Start Voilà on the notebooks folder; ready when it prints its URL (no polling sleeps)."""
+def voila_url(tmp_path_factory):
+    """The dashboards as ``make dashboards`` serves them (serve/run with serve/voila.py), on a free port;
+    ready when the server prints its URL (no polling sleeps)."""
     port = _free_port()
-    runtime = tempfile.mkdtemp(prefix="gapscope-jupyter-")
-    env = dict(os.environ, JUPYTER_RUNTIME_DIR=runtime)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "voila", str(ROOT / "notebooks"), "--no-browser", f"--port={port}",
-         "--Voila.ip=127.0.0.1", "--ServerApp.allow_root=True"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
+    data_root = tmp_path_factory.mktemp("data-root")
+    env = dict(os.environ, PORT=str(port), BIN=str(Path(sys.executable).parent), GAPSCOPE_DATA_ROOT=str(data_root))
+    proc = subprocess.Popen([str(ROOT / "serve" / "run")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=env, cwd=ROOT, start_new_session=True)
     ready = threading.Event()
     lines: list[str] = []
 
@@ -54,15 +54,14 @@ def voila_url():
 
     threading.Thread(target=reader, daemon=True).start()
     if not ready.wait(60) or proc.poll() is not None:
-        proc.kill()
+        os.killpg(proc.pid, signal.SIGKILL)
         pytest.fail("Voilà did not start:\n" + "".join(lines[-30:]))
     yield f"http://127.0.0.1:{port}"
-    proc.terminate()
+    os.killpg(proc.pid, signal.SIGTERM)
     try:
         proc.wait(10)
     except subprocess.TimeoutExpired:
-        proc.kill()
-    shutil.rmtree(runtime, ignore_errors=True)
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="session")

@@ -173,8 +173,8 @@ def test_parameter_table_keeps_shared_values_and_reports_changes():
 
 @needs_data
 def test_real_file_loads_and_bad_file_keeps_data():
-    p = FitPanel()
-    p.load_path(str(DATA / "Bias-Spectroscopy002.dat"))
+    p = FitPanel(data_root=DATA)
+    p.load_path("Bias-Spectroscopy002.dat")
     assert p.spectrum is not None and p.channel.value == "Input 3"
     label, y = p.spectrum.label, p.spectrum.didv.copy()
     assert np.asarray(p.line_data.x).size > 1000 - 20
@@ -182,8 +182,8 @@ def test_real_file_loads_and_bad_file_keeps_data():
     assert "broken.dat" in p.message.value and "kept" in p.message.value
     assert p.spectrum.label == label
     np.testing.assert_array_equal(p.spectrum.didv, y)
-    p.load_path("/nonexistent/file.dat")
-    assert "cannot be read" in p.message.value and p.spectrum.label == label
+    p.load_path("nonexistent/file.dat")
+    assert "no such file in the data folder" in p.message.value and p.spectrum.label == label
 
 
 @needs_data
@@ -217,8 +217,8 @@ def test_grid_file_and_grid_fit(tmp_path):
                      units={"LockinX": "V"}, header={})
     path = tmp_path / "demo.3ds"
     readers.write_grid(path, g)
-    p = FitPanel()
-    p.load_path(str(path))
+    p = FitPanel(data_root=tmp_path)
+    p.load_path("demo.3ds")
     assert p.grid is not None and p.channel.value == "LockinX"
     assert p.grid_view.widget.layout.display != "none"
     p.rows["temperature"][0].value = 0.5
@@ -228,9 +228,9 @@ def test_grid_file_and_grid_fit(tmp_path):
     np.testing.assert_allclose(r.values["delta"], deltas, atol=0.01)
     assert p.grid_view.progress.value == nx * ny and "6 of 6 pixels" in p.grid_view.info.value
     saved = tmp_path / "fit.npz"
-    p.start_grid_fit(wait=True, resume=str(saved))
+    p.start_grid_fit(wait=True, resume="fit")           # in the data folder; ".npz" is added
     assert saved.exists()
-    p.start_grid_fit(resume=str(saved))                     # everything done: resumes instantly
+    p.start_grid_fit(resume="fit.npz")                     # everything done: resumes instantly
     p.wait()
     assert p.grid_result.done.all() and p.grid_view.start_button.disabled is False
     p.demo.value = PB                                       # a spectrum: no grid, no map
@@ -252,8 +252,8 @@ def test_every_demo_fits(name):
 
 @needs_data
 def test_real_grid_file_shows_its_mean_spectrum_and_grid_controls():
-    p = FitPanel()
-    assert p.load_path(str(DATA / "NanonisReader_STS_grid_lockin.3ds"))
+    p = FitPanel(data_root=DATA)
+    assert p.load_path("NanonisReader_STS_grid_lockin.3ds")
     g = p.grid
     assert g is not None and p.spectrum.grid_didv.shape == g.data[p.channel.value].shape
     assert "grid mean of" in p.spectrum.label and p.grid_view.widget.layout.display != "none"

@@ -1,0 +1,22 @@
+# Voilà configuration used by `make dashboards` (through serve/run). One place for how the
+# dashboards are served; command-line flags in serve/run only name the folder, port and address.
+c = get_config()  # noqa: F821  (provided by traitlets when Voilà loads this file)
+
+# A class arriving at once: each page waits for its dashboard's widgets instead of giving up after
+# Voilà's default 4 s (which left blank pages with 10 students arriving within ~10 s).
+c.VoilaExecutor.iopub_timeout = 120
+
+# Uploads travel over the kernel's websocket: allow messages up to the panels' stated 200 MiB limit
+# (tornado's default of 10 MiB made larger files vanish silently).
+c.Voila.tornado_settings = {"websocket_max_message_size": 256 * 2 ** 20}
+
+# Idle kernels: a kernel whose page is closed is shut down after 10 minutes without activity.
+# A kernel with an open page is kept (cull_connected = False): a student who pauses keeps the
+# dashboard; closing the tab frees it at the next cull.
+c.MappingKernelManager.cull_interval = 60
+c.MappingKernelManager.cull_idle_timeout = 600
+c.MappingKernelManager.cull_connected = False
+
+# Never send tracebacks or the notebooks' sources to the page.
+c.VoilaConfiguration.show_tracebacks = False
+c.VoilaConfiguration.strip_sources = True
