@@ -19,10 +19,10 @@ def world(tmp_path):
     (root / "sub").mkdir(parents=True)
     V = np.linspace(-3, 3, 200)
     y = fitting.synthetic("dynes", V, noise=0.01, seed=2, temperature=0.5)
-    (root / "sub" / "spec.csv").write_text("bias (mV),dIdV\n" + "\n".join(f"{a},{b}" for a, b in zip(V, y, strict=True)))
+    table = "bias (mV),dIdV\n" + "\n".join(f"{a},{b}" for a, b in zip(V, y, strict=True))
+    (root / "sub" / "spec.csv").write_text(table)
     secret = tmp_path / "secret.csv"
-    secret.write_text("bias (mV),dIdV\n" + "\n".join(f"{a},{b}" for a, b in zip(V, y, strict=True))
-                      + "\nroot:$6$hash-of-a-password:19000:0:99999:7:::\n")
+    secret.write_text(table + "\nroot:$6$hash-of-a-password:19000:0:99999:7:::\n")
     (root / "link.csv").symlink_to(secret)                      # a symlink out of the folder
     (root / "linkdir").symlink_to(tmp_path, target_is_directory=True)
     return root, secret
