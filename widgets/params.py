@@ -12,6 +12,7 @@ value, a slider range inside the hard bounds, whether dragging updates live).  F
 
 from __future__ import annotations
 
+import html
 import inspect
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ import traitlets
 from gapscope.kernels import specs as _specs
 from gapscope.kernels.specs import Spec
 
-__all__ = ["Param", "ParamControl", "param", "check_against", "markdown_table", "Spec"]
+__all__ = ["Param", "ParamControl", "param", "check_against", "markdown_table", "Spec", "format_value", "parse_value"]
 
 
 @dataclass(frozen=True)
@@ -67,11 +68,33 @@ def param(spec: Spec, *, live: bool = True, **presentation: Any) -> Param:
     return Param(spec.replace(**presentation) if presentation else spec, live)
 
 
-class ParamControl(w.HBox):
+def format_value(v: float, integer: bool = False) -> str:
+    """A value as a user reads it: no floating-point noise ("0.005", not "0.005000000000000001")."""
+    return str(int(round(v))) if integer else f"{v:.10g}"
+
+
+def parse_value(text: str) -> float:
+    """The number a user typed, or ``ValueError`` saying what is wrong (never a silent guess).
+
+    A comma is refused rather than read as a thousands separator or a decimal point
+    ("0,5" is ambiguous between locales); so are "1.2.3" and anything that is not one number.
+    """
+    t = text.strip().replace("−", "-").replace("\u2009", "").replace(" ", "")
+    if "," in t:
+        raise ValueError(f"“{text.strip()}”: use a decimal point, not a comma")
+    try:
+        return float(t)
+    except ValueError:
+        raise ValueError(f"“{text.strip()}” is not a number") from None
+
+
+class ParamControl(w.VBox):
     """Slider and editable number for one :class:`Param`; ``value`` is the single truth.
 
-    The number box accepts anything within the hard bounds (the slider then sits at its
-    end); observers watch ``value``.
+    The number box accepts any value within the hard bounds (the slider then sits at its end).
+    What cannot be taken as typed — not a number, a comma, outside the bounds — is refused with
+    a note under the control, and the box shows the value in force again: nothing is clamped or
+    reinterpreted silently.  Observers watch ``value``.
     """
 
     value = traitlets.Float()
@@ -80,34 +103,70 @@ class ParamControl(w.HBox):
         self.param = param
         self._syncing = False
         lo, hi = param.slider
-        blo, bhi = param.bounds
         style = {"description_width": "7em"}
         if param.integer:
             self.slider = w.IntSlider(value=int(value), min=int(lo), max=int(hi), step=int(param.step),
                                       description=param.label, readout=False, style=style,
                                       layout=w.Layout(width="18em"))
-            self.box = w.BoundedIntText(value=int(value), min=int(blo), max=int(bhi), step=int(param.step),
-                                        layout=w.Layout(width="6em"))
         else:
             self.slider = w.FloatSlider(value=value, min=lo, max=hi, step=param.step, description=param.label,
                                         readout=False, style=style, layout=w.Layout(width="18em"))
-            self.box = w.BoundedFloatText(value=value, min=blo, max=bhi, step=param.step,
-                                          layout=w.Layout(width="6em"))
-        self.box.continuous_update = False
+        self.box = w.Text(value=format_value(value, param.integer), continuous_update=False,
+                          layout=w.Layout(width="6em"))
+        self.note = w.HTML(layout=w.Layout(display="none"))
+        self.note.add_class(f"gs-note-{param.name}")
         self.slider.tooltip = param.doc
         self.slider.add_class(f"gs-param-{param.name}")
         self.box.add_class(f"gs-value-{param.name}")
-        super().__init__([self.slider, self.box])
+        super().__init__([w.HBox([self.slider, self.box]), self.note])
         self.value = float(value)
-        self.slider.observe(self._from_widget, "value")
-        self.box.observe(self._from_widget, "value")
+        self.slider.observe(self._from_slider, "value")
+        self.box.observe(self._from_box, "value")
         self.observe(self._to_widgets, "value")
 
-    def _from_widget(self, change: dict) -> None:
+    def _from_slider(self, change: dict) -> None:
         if self._syncing or change["new"] is None:   # our own clamping of the slider, not a user move
             return
         if float(change["new"]) != self.value:
             self.value = float(change["new"])
+
+    def _from_box(self, change: dict) -> None:
+        if self._syncing:
+            return
+        try:
+            v = parse_value(change["new"])
+            if self.param.integer and v != int(v):
+                raise ValueError(f"{self.param.symbol} takes whole numbers, not {format_value(v)}")
+            v = self.param.spec.check(v)
+        except ValueError as exc:
+            self.show_note(f"{exc}; allowed: {self._allowed()}. The value stays {self._shown()}.")
+            self._sync_box()
+            return
+        self.show_note("")
+        if v != self.value:
+            self.value = v
+        else:
+            self._sync_box()
+
+    def _allowed(self) -> str:
+        lo, hi = self.param.bounds
+        return f"{'> ' if self.param.spec.open_low else ''}{lo:g} … {hi:g} {self.param.unit}".strip()
+
+    def _shown(self) -> str:
+        return f"{format_value(self.value, self.param.integer)} {self.param.unit}".strip()
+
+    def show_note(self, text: str) -> None:
+        """A short note under the control (empty: hidden)."""
+        self.note.value = (f"<span class='gs-note' style='color:#b00020;font-size:0.85em'>{html.escape(text)}</span>"
+                           if text else "")
+        self.note.layout.display = "" if text else "none"
+
+    def _sync_box(self) -> None:
+        self._syncing = True
+        try:
+            self.box.value = format_value(self.value, self.param.integer)
+        finally:
+            self._syncing = False
 
     @traitlets.validate("value")
     def _validate(self, proposal: dict) -> float:
@@ -124,10 +183,13 @@ class ParamControl(w.HBox):
             sv = min(max(v, lo), hi)
             if self.slider.value != sv:
                 self.slider.value = int(round(sv)) if self.param.integer else sv
-            if self.box.value != v:
-                self.box.value = int(round(v)) if self.param.integer else v
+            text = format_value(v, self.param.integer)
+            if self.box.value != text:
+                self.box.value = text
         finally:
             self._syncing = False
+        self.show_note("" if lo <= v <= hi else f"{self._shown()} lies beyond the slider's range; the slider "
+                       "sits at its end.")
 
     @property
     def disabled(self) -> bool:

@@ -38,7 +38,7 @@ def test_slider_change_redraws_with_kernel_output(panel):
 
 
 def test_number_box_beyond_slider_range(panel):
-    panel.controls["v_max"].box.value = 30.0            # allowed by hard bounds, beyond the slider
+    panel.controls["v_max"].box.value = "30"            # allowed by hard bounds, beyond the slider
     assert panel.values["v_max"] == 30.0
     assert panel.controls["v_max"].slider.value == panel.controls["v_max"].slider.max
     assert np.max(panel.line_didv.x) == pytest.approx(30.0)
@@ -168,3 +168,22 @@ def test_registry_lists_gap_panel_and_builds_it():
     entry = PANELS["gap"]
     assert entry.notebook == "gap.ipynb"
     assert isinstance(entry.factory(), GapPanel)
+
+
+@pytest.mark.parametrize("typed,why", [("0,5", "decimal point"), ("1.2.3", "not a number"), ("-1", "must lie in"),
+                                       ("1e9", "must lie in"), ("abc", "not a number"), ("nan", "finite")])
+def test_number_box_refuses_what_it_cannot_take_as_typed(panel, typed, why):
+    """'0,5' used to become 5, '1.2.3' 1.23, −1 became 0 and 10⁹ the upper bound, silently."""
+    c = panel.controls["gamma"]
+    c.box.value = "0.05"
+    assert c.value == 0.05 and c.note.value == ""
+    c.box.value = typed
+    assert c.value == 0.05 and c.box.value == "0.05"               # unchanged, and shown as it is
+    assert why in c.note.value and "stays 0.05 meV" in c.note.value
+
+
+def test_number_box_shows_no_floating_point_noise(panel):
+    panel.controls["gamma"].value = 0.1 * 0.05               # 0.005000000000000001
+    assert panel.controls["gamma"].box.value == "0.005"
+    panel.controls["v_max"].box.value = " 2.5 "
+    assert panel.values["v_max"] == 2.5 and panel.controls["v_max"].note.value == ""
