@@ -29,7 +29,7 @@ from . import tunneling
 from .models import CHAIN_PARAMS, FIT_MODELS, FitModel, FitParam, models_table
 
 __all__ = ["ParamSpec", "SpectralModel", "MODELS", "fit", "compare", "FitResult", "evaluate", "synthetic",
-           "fit_grid", "GridFitResult", "CHAIN", "models_table"]
+           "fit_grid", "GridFitResult", "CHAIN", "models_table", "guess_scale", "plausibility"]
 
 #: the registered models (collected from the topics by :mod:`.models`; this module imports none)
 MODELS: dict[str, FitModel] = FIT_MODELS
@@ -256,10 +256,47 @@ def fit(bias: np.ndarray, didv: np.ndarray, *, model: str = "dynes", initial: Ma
     return res
 
 
-def _guess_scale(V: np.ndarray, y: np.ndarray) -> float:
+def guess_scale(bias: np.ndarray, didv: np.ndarray) -> float:
+    """A start value for ``scale``: the median conductance at the outer 20 % of |V| (data units).
+
+    Measured conductance comes in instrument units (S, A/V, V of a lock-in, often ~1e-12): a fit
+    started at scale = 1 would then sit orders of magnitude away from the data.
+    """
+    V = np.asarray(bias, dtype=float)
+    y = np.asarray(didv, dtype=float)
+    keep = np.isfinite(V) & np.isfinite(y)
+    V, y = V[keep], y[keep]
+    if y.size == 0:
+        return 1.0
     outer = np.abs(V) >= np.percentile(np.abs(V), 80)
     g = float(np.median(y[outer]))
     return g if g > 0 else float(np.max(np.abs(y))) or 1.0
+
+
+_guess_scale = guess_scale
+
+
+def plausibility(result: FitResult) -> list[str]:
+    """Warnings about a fit that converged but does not describe its data (empty if none).
+
+    * the model's level differs from the data's by more than a factor 3 (a scale started far off);
+    * the residuals are larger than the data's own spread (the model misses the shape);
+    * a free parameter ended on a bound.
+    """
+    out = []
+    m = result.mask
+    y, best = result.data[m], result.best_fit[m]
+    ly, lm = np.median(np.abs(y)), np.median(np.abs(best))
+    if ly > 0 and lm > 0 and not (1 / 3 <= lm / ly <= 3):
+        out.append(f"the model's level is {lm / ly:.3g}× the data's: start 'scale' from the data (or normalise)")
+    spread = float(np.std(y))
+    if spread > 0 and float(np.std(y - best)) > spread:
+        out.append("the residuals are larger than the data's own spread: this model does not describe the data")
+    for k, v in result.values.items():
+        lo, hi = result.bounds[k]
+        if not result.fixed[k] and (np.isclose(v, lo, rtol=1e-6, atol=1e-12) or np.isclose(v, hi, rtol=1e-6)):
+            out.append(f"{k} = {v:.4g} ended on its bound")
+    return out
 
 
 def _bootstrap(m: FitModel, V: np.ndarray, y: np.ndarray, s: np.ndarray, params, vals, n: int, seed: int):

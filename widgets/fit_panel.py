@@ -185,6 +185,9 @@ class FitPanel(Panel):
             self._clear_results()
             if new_demo:
                 self._apply_demo(data.demo)
+            elif not self.table.is_fixed("scale"):
+                # instrument units (often ~1e-12 S): start the scale from the data, not from 1
+                self.table.set_values({"scale": fitting.guess_scale(data.bias, data.didv)})
             lo, hi = float(data.bias[0]), float(data.bias[-1])
             with self.window.hold_trait_notifications():
                 self.window.min, self.window.max = min(lo, self.window.min), max(hi, self.window.max)
@@ -254,6 +257,9 @@ class FitPanel(Panel):
             self.table.show_result(r)
             self._fit = r
         self.stats.value = stats_html(r)
+        doubts = fitting.plausibility(r)
+        if doubts:
+            self.show_message("Check this fit: " + "; ".join(doubts) + ".", level="warning")
 
     def run_compare(self, models: tuple[str, ...] = COMPARE_MODELS, *, wait: bool = True) -> list[fitting.FitResult]:
         """Fit ``models`` (registered names) with shared Δ, Γ and chain; show them ranked by AIC.

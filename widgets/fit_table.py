@@ -122,6 +122,10 @@ class ParameterTable:
         """Fix or free one parameter."""
         self.rows[name].fix.value = bool(fixed)
 
+    def is_fixed(self, name: str) -> bool:
+        """Whether the user fixed a parameter (False for names the model does not have)."""
+        return name in self.rows and bool(self.rows[name].fix.value)
+
     def fit_arguments(self) -> dict[str, Any]:
         """``initial``, ``fixed`` and ``bounds`` for :func:`gapscope.kernels.fitting.fit`."""
         initial, fixed, bounds = {}, {}, {}

@@ -263,3 +263,16 @@ def test_real_grid_file_shows_its_mean_spectrum_and_grid_controls():
     outer = np.abs(g.bias) >= above
     assert np.nanmean(p.spectrum.didv[np.abs(p.spectrum.bias) >= above]) == pytest.approx(1.0)
     assert np.nanmean(p.spectrum.grid_didv[0, 0][outer]) == pytest.approx(1.0)
+
+
+@needs_data
+def test_unnormalised_real_file_fits_with_a_sane_scale():
+    """Bias-Spectroscopy002.dat is in instrument units (~1e-13): the model used to sit 3e5 above the data with
+    χ²_red = 3.7e-12 and no word of warning."""
+    p = FitPanel(data_root=DATA)
+    p.load_path("Bias-Spectroscopy002.dat")
+    level = np.median(np.abs(p.spectrum.didv))
+    assert p.rows["scale"].value.value == pytest.approx(fitting.guess_scale(p.spectrum.bias, p.spectrum.didv))
+    r = p.run_fit()
+    ratio = np.median(np.abs(r.best_fit)) / level
+    assert 1 / 3 < ratio < 3 or "Check this fit" in p.message.value
