@@ -117,3 +117,37 @@ def test_fit_dashboard_upload_and_fit(page, voila_url, tmp_path):
     assert abs(value - 1.2) < 0.02
     assert "χ²_red" in page.inner_text(".gs-stats")
     assert page.errors == []
+
+
+def test_a_30_mib_grid_upload_arrives(page, voila_url, tmp_path):
+    """Uploads over ~10 MiB used to vanish silently (websocket message limit); the served config allows 200 MiB."""
+    import numpy as np
+
+    from gapscope.kernels import fitting, readers
+    bias = np.linspace(-4, 4, 2500)
+    one = fitting.synthetic("dynes", bias, noise=0.01, seed=5, temperature=0.5)
+    cube = np.broadcast_to(one, (40, 40, bias.size))
+    grid = readers.Grid(bias=bias, x=np.linspace(0, 3, 40), y=np.linspace(0, 3, 40),
+                        data={"LockinX": cube, "Current": cube}, units={"LockinX": "V", "Current": "A"}, header={})
+    f = tmp_path / "big-grid.3ds"
+    readers.write_grid(f, grid)
+    assert f.stat().st_size > 30 * 2 ** 20
+    page.goto(f"{voila_url}/voila/render/fit.ipynb")
+    page.wait_for_selector(".gs-upload", timeout=90_000)
+    with page.expect_file_chooser(timeout=30_000) as chooser:
+        page.click(".gs-upload")
+    chooser.value.set_files(str(f))
+    page.wait_for_function("() => /big-grid\\.3ds/.test(document.querySelector('.gs-fitfig').textContent)",
+                           timeout=120_000)
+    assert page.query_selector(".gs-panel .gs-error") is None
+    assert page.errors == []
+
+
+@pytest.mark.parametrize("key", list(PANELS))
+def test_messages_are_in_view_at_1366x768(page, voila_url, key):
+    """The panel's message line used to sit below the plots (y ≈ 900–960 px at 1366×768)."""
+    page.set_viewport_size({"width": 1366, "height": 768})
+    page.goto(f"{voila_url}/voila/render/{PANELS[key].notebook}")
+    page.wait_for_selector(".gs-panel .gs-message", timeout=90_000)
+    box = page.locator(".gs-panel .gs-message").first.bounding_box()
+    assert box is not None and 0 <= box["y"] < 768 - 40, box
