@@ -8,7 +8,14 @@ c.VoilaExecutor.iopub_timeout = 120
 
 # Uploads travel over the kernel's websocket: allow messages up to the panels' stated 200 MiB limit
 # (tornado's default of 10 MiB made larger files vanish silently).
-c.Voila.tornado_settings = {"websocket_max_message_size": 256 * 2 ** 20}
+# Closing or reloading a tab must free its kernel: the page asks Voilà to shut it down, and Voilà 0.5
+# rejects that request (403) because the page never receives an _xsrf cookie (a known upstream bug), so
+# kernels stayed until culled.  We switch the XSRF check off.  What that opens: a page on another site
+# could send the same shutdown request to this server, but only for a kernel whose random 128-bit id it
+# knows, and Voilà has no other state-changing endpoint and no login to protect; the dashboards listen on
+# 127.0.0.1 unless the lecturer opts in.  On a shared network, put the hub or an authenticating proxy in
+# front.
+c.Voila.tornado_settings = {"websocket_max_message_size": 256 * 2 ** 20, "disable_check_xsrf": True}
 
 # Idle kernels: a kernel whose page is closed is shut down after 10 minutes without activity.
 # A kernel with an open page is kept (cull_connected = False): a student who pauses keeps the
@@ -16,6 +23,10 @@ c.Voila.tornado_settings = {"websocket_max_message_size": 256 * 2 ** 20}
 c.MappingKernelManager.cull_interval = 60
 c.MappingKernelManager.cull_idle_timeout = 600
 c.MappingKernelManager.cull_connected = False
+
+# gapscope's template (serve/share/voila/templates/gapscope): no CDN stylesheet, and a banner with a
+# Reload button when a page loses its kernel.
+c.VoilaConfiguration.template = "gapscope"
 
 # Never send tracebacks or the notebooks' sources to the page.
 c.VoilaConfiguration.show_tracebacks = False

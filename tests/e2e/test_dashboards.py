@@ -1,5 +1,8 @@
 """End-to-end: real headless Chromium against a running Voilà; waits on elements, never sleeps."""
 
+import sys
+from pathlib import Path
+
 import pytest
 
 from gapscope.widgets import PANELS
@@ -151,3 +154,50 @@ def test_messages_are_in_view_at_1366x768(page, voila_url, key):
     page.wait_for_selector(".gs-panel .gs-message", timeout=90_000)
     box = page.locator(".gs-panel .gs-message").first.bounding_box()
     assert box is not None and 0 <= box["y"] < 768 - 40, box
+
+
+def test_closing_a_tab_frees_its_kernel_and_a_lost_kernel_is_shown(browser_context, tmp_path):
+    """A closed tab used to keep its kernel until culled (the shutdown request was refused); a page whose kernel
+    is gone used to show frozen plots with no word.  A server of our own: this test stops it."""
+    import os
+    import signal
+    import subprocess
+    import threading
+
+    from conftest import ROOT, _free_port
+
+    port = _free_port()
+    env = dict(os.environ, PORT=str(port), BIN=str(Path(sys.executable).parent), GAPSCOPE_DATA_ROOT=str(tmp_path))
+    proc = subprocess.Popen([str(ROOT / "serve" / "run")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=env, start_new_session=True)
+    started, freed = threading.Event(), threading.Event()
+    lines = []
+
+    def reader():
+        for line in proc.stdout:
+            lines.append(line)
+            if "is running at" in line:
+                started.set()
+            if "Kernel shutdown" in line:
+                freed.set()
+    threading.Thread(target=reader, daemon=True).start()
+    try:
+        assert started.wait(60), "".join(lines[-20:])
+        page = browser_context.new_page()
+        page.goto(f"http://127.0.0.1:{port}/voila/render/gap.ipynb")
+        page.wait_for_selector(".gs-panel", timeout=90_000)
+        page.close(run_before_unload=True)                      # as a browser closing a tab does
+        assert freed.wait(15), "closing the tab did not shut its kernel down:\n" + "".join(lines[-20:])
+        page = browser_context.new_page()
+        page.goto(f"http://127.0.0.1:{port}/voila/render/gap.ipynb")
+        page.wait_for_selector(".gs-panel", timeout=90_000)
+        assert not page.is_visible("#gs-lost")
+        os.killpg(proc.pid, signal.SIGTERM)                     # the server goes away: the kernel is lost
+        page.wait_for_selector("#gs-lost", state="visible", timeout=30_000)
+        assert "Reload" in page.inner_text("#gs-lost")
+        page.close()
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
