@@ -1,5 +1,5 @@
 # gapscope — two commands do all set-up on a fresh machine:
-#   make dashboards   # venv + install, then Voilà on http://127.0.0.1:8866 (gallery of all dashboards)
+#   make dashboards   # venv + install, then Voilà; the gallery is http://127.0.0.1:8866/voila/files/gallery.html
 #   make test         # venv + install (+ Debian's chromium), lint, then the whole test suite
 # Also: make test-fast (kernels + widgets without the slow tests), make lint, make bench.
 PYTHON ?= python3

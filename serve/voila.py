@@ -28,6 +28,9 @@ c.MappingKernelManager.cull_connected = False
 # Reload button when a page loses its kernel.
 c.VoilaConfiguration.template = "gapscope"
 
+# Static files Voilà may serve from notebooks/: images, and the gallery page serve/run writes there.
+c.VoilaConfiguration.file_allowlist = [r".*\.(png|jpg|gif|svg)", r"gallery\.html"]
+
 # Never send tracebacks or the notebooks' sources to the page.
 c.VoilaConfiguration.show_tracebacks = False
 c.VoilaConfiguration.strip_sources = True
