@@ -1,6 +1,16 @@
 # Voilà configuration used by `make dashboards` (through serve/run). One place for how the
 # dashboards are served; command-line flags in serve/run only name the folder, port and address.
+import os
+
 c = get_config()  # noqa: F821  (provided by traitlets when Voilà loads this file)
+
+# Preheating: each dashboard keeps GAPSCOPE_POOL kernels that have already run it, so a student's page is
+# ready at once instead of paying 2–3 s of server CPU on arrival; each idle one holds ~100–150 MB.
+# Off by default (GAPSCOPE_POOL=0): on a 2-core machine the refills compete with the students' own
+# updates. For a class, `make dashboards GAPSCOPE_POOL=2` (or more) on a machine with cores to spare.
+pool = int(os.environ.get("GAPSCOPE_POOL", "0"))
+c.VoilaConfiguration.preheat_kernel = pool > 0
+c.VoilaConfiguration.default_pool_size = max(pool, 0)
 
 # A class arriving at once: each page waits for its dashboard's widgets instead of giving up after
 # Voilà's default 4 s (which left blank pages with 10 students arriving within ~10 s).
