@@ -148,10 +148,14 @@ class DataLoader:
     """
 
     def __init__(self, on_load: Callable[[LoadedData], None], on_message: Callable[[str, str], None],
-                 data_root: DataRoot | None = None) -> None:
+                 data_root: DataRoot | None = None,
+                 on_image: Callable[[readers.Image], None] | None = None) -> None:
         self.on_load, self.on_message = on_load, on_message
+        self.on_image = on_image
+        self.image: readers.Image | None = None
         self.data_root = data_root if data_root is not None else DataRoot()
-        self.upload = w.FileUpload(accept=".dat,.csv,.txt,.3ds", multiple=False, description="Upload",
+        self.upload = w.FileUpload(accept=".dat,.csv,.txt,.3ds,.sxm,.VERT,.vert,.sm4", multiple=False,
+                                   description="Upload",
                                    tooltip=f"up to {self.data_root.limit_text}")
         self.upload.add_class("gs-upload")
         self.path = w.Text(placeholder="or a file in the data folder", layout=w.Layout(width="16em"),
@@ -208,14 +212,19 @@ class DataLoader:
         return self.load_bytes(name, content)
 
     def load_bytes(self, name: str, content: bytes) -> bool:
-        """Parse a file; on failure show the reader's message and keep what was loaded."""
+        """Parse a file (its format told by its content); on failure show the reader's message and keep what was
+        loaded.  A topography image (``.sxm``, an RHK image) does not replace the data: it is shown beside a
+        grid's fitted maps."""
         try:
-            if name.lower().endswith(".3ds"):
-                grid = readers.read_grid(name, data=content)
-                source: dict[str, Any] = {"kind": "grid", "file": name, "grid": grid}
-                channels, default, warnings = list(grid.data), _lockin_first(grid.data), grid.warnings
+            loaded = readers.read_any(name, data=content)
+            if isinstance(loaded, readers.Image):
+                return self._image_loaded(loaded)
+            if isinstance(loaded, readers.Grid):
+                loaded.require_tunnelling()         # a z or time sweep is not a tunnelling spectrum
+                source: dict[str, Any] = {"kind": "grid", "file": name, "grid": loaded}
+                channels, default, warnings = list(loaded.data), loaded.default_channel(), loaded.warnings
             else:
-                spec = readers.read_spectrum(name, data=content)
+                spec = loaded
                 source = {"kind": "spectrum", "file": name, "spectrum": spec}
                 channels = [c for c in spec.channels if c != spec.bias_channel]
                 default, warnings = readers._default_channel(spec), spec.warnings
@@ -226,6 +235,19 @@ class DataLoader:
         self._commit(source, data, channels, default, info="")
         if warnings:
             self.on_message("; ".join(warnings), "warning")
+        return True
+
+    def _image_loaded(self, img: readers.Image) -> bool:
+        if img.topography is None:
+            self.on_message(f"{img.path or 'image'}: no topography channel to show. The data already loaded are "
+                            "kept.", "warning")
+            return False
+        self.image = img
+        if self.on_image is not None:
+            self.on_image(img)
+        note = "; ".join(img.warnings)
+        self.on_message("Topography loaded: shown beside the grid's maps (the grid's frame outlined)"
+                        + (f"; {note}" if note else "") + ".", "info")
         return True
 
     # ------------------------------------------------------------------ demos

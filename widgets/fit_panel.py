@@ -54,7 +54,7 @@ class FitPanel(Panel):
         self.curves: Any = None
         self.data_root = data_root if isinstance(data_root, DataRoot) else DataRoot(data_root)
         self.loader = DataLoader(self._on_data, lambda text, level: self.show_message(text, level=level),
-                                 self.data_root)
+                                 self.data_root, on_image=lambda img: self.grid_view.set_topography(img))
         self.upload, self.path, self.demo = self.loader.upload, self.loader.path, self.loader.demo
         self.info, self.channel, self.norm = self.loader.info, self.loader.channel, self.loader.norm
         self.model = w.Dropdown(options=list(fitting.MODELS), value="dynes", description="Model",

@@ -51,11 +51,23 @@ class GridFitView:
                              axes=[bq.Axis(scale=mx, label="x (nm)"), bq.Axis(scale=my, side="left", label="y (nm)")],
                              layout=w.Layout(width="340px", height="340px"))
         self.fig.add_class("gs-gridmap")
+        tx, ty = bq.LinearScale(), bq.LinearScale()
+        self.topo = bq.Image(image=w.Image(value=to_png(np.zeros((2, 2))), format="png"),
+                             scales={"x": tx, "y": ty}, x=[0.0, 1.0], y=[0.0, 1.0])
+        self.frame = bq.Lines(x=[0.0], y=[0.0], scales={"x": tx, "y": ty}, colors=["#ff4136"], stroke_width=2)
+        self.topo_fig = bq.Figure(marks=[self.topo, self.frame], title="topography", min_aspect_ratio=1,
+                                  max_aspect_ratio=1, layout=w.Layout(width="340px", height="340px", display="none"),
+                                  axes=[bq.Axis(scale=tx, label="x (nm)"),
+                                        bq.Axis(scale=ty, side="left", label="y (nm)")])
+        self.topo_fig.add_class("gs-topography")
+        self.topography: readers.Image | None = None
+        self._grid: readers.Grid | None = None
         self.info = w.HTML()
         self.save = w.Text(placeholder="save/resume file in the data folder (.npz)", layout=w.Layout(width="18em"),
                            tooltip="results are saved here after every chunk; an existing file is resumed")
         self.widget = w.VBox([w.HBox([self.start_button, self.cancel_button, self.progress, self.param]),
-                              self.save, w.HBox([self.fig, self.info])], layout=w.Layout(display="none"))
+                              self.save, w.HBox([self.fig, self.topo_fig, self.info])],
+                             layout=w.Layout(display="none"))
         self.result: fitting.GridFitResult | None = None
         self._cancel = threading.Event()
         self._thread: threading.Thread | None = None
@@ -71,9 +83,11 @@ class GridFitView:
     def show(self, grid: readers.Grid | None) -> None:
         """Show the controls for ``grid`` (hide them for None); any previous grid result is dropped."""
         self.reset()
+        self._grid = grid
         if grid is None:
             self.widget.layout.display = "none"
             return
+        self._draw_frame()
         self.image.x, self.image.y = [float(grid.x[0]), float(grid.x[-1])], [float(grid.y[0]), float(grid.y[-1])]
         self.progress.max = max(int(grid.x.size * grid.y.size), 1)
         self.widget.layout.display = "flex"
@@ -169,6 +183,34 @@ class GridFitView:
         lo, hi = np.percentile(m[np.isfinite(m)], [1, 99])
         self._set_image(np.where(np.isfinite(m), m, lo).T[::-1], float(lo), float(hi))   # rows: y from top
         self.fig.title = f"{name}: {lo:.3g} … {hi:.3g}"
+
+    def set_topography(self, img: readers.Image) -> None:
+        """Show an image's topography beside the maps, with the loaded grid's frame outlined on it."""
+        z = np.asarray(img.channels[img.topography], dtype=float)          # (nx, ny), y up
+        finite = z[np.isfinite(z)]
+        lo, hi = (np.percentile(finite, [1, 99]) if finite.size else (0.0, 1.0))
+        old = self.topo.image
+        self.topo.image = w.Image(value=to_png(np.where(np.isfinite(z), z, lo).T[::-1], float(lo), float(hi)),
+                                  format="png")
+        old.close()
+        self.topo.x, self.topo.y = [float(img.x[0]), float(img.x[-1])], [float(img.y[0]), float(img.y[-1])]
+        unit = img.units.get(img.topography, "")
+        self.topo_fig.title = f"{img.topography}: {lo:.3g} … {hi:.3g} {unit}".strip()
+        self.topography = img
+        self.topo_fig.layout.display = "flex"
+        self._draw_frame()
+
+    def _draw_frame(self) -> None:
+        if self.topography is None or self._grid is None:
+            self.frame.x, self.frame.y = [0.0], [0.0]
+            return
+        try:
+            outline = self.topography.outline_of(self._grid)
+        except (readers.FileFormatError, ValueError) as exc:
+            self.on_message(f"The grid's frame cannot be placed on the image: {exc}", "warning")
+            self.frame.x, self.frame.y = [0.0], [0.0]
+            return
+        self.frame.x, self.frame.y = outline[:, 0], outline[:, 1]
 
     def _set_image(self, img: np.ndarray, lo: float, hi: float) -> None:
         old = self.image.image
