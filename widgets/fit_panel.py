@@ -71,6 +71,10 @@ class FitPanel(Panel):
         self.compare_button.add_class("gs-compare-button")
         self.report_button = w.Button(description="Report", icon="download", tooltip="JSON fit report")
         self.png_button = w.Button(description="PNG", icon="image")
+        self.csv_button = w.Button(description="CSV", icon="table",
+                                   tooltip="the data (and the fit) as CSV, with provenance")
+        self.nexus_button = w.Button(description="NeXus", icon="save",
+                                     tooltip="the data, the fit and a topography as NeXus/HDF5, with provenance")
         self.download = w.HTML()
         self.stats = w.HTML()
         self.stats.add_class("gs-stats")
@@ -130,7 +134,8 @@ class FitPanel(Panel):
                 w.HBox([self.fit_button, self.compare_button])]
 
     def footer(self) -> list[w.Widget]:
-        return [w.HBox([self.report_button, self.png_button]), self.download]
+        return [w.HBox([self.report_button, self.png_button, self.csv_button, self.nexus_button],
+                       layout=w.Layout(flex_flow="row wrap")), self.download]
 
     def observers(self):
         return [*self.loader.observers(), *self.grid_view.observers(),
@@ -138,7 +143,9 @@ class FitPanel(Panel):
                 (self.fit_button, None, lambda _: self.run_fit(wait=False)),
                 (self.compare_button, None, lambda _: self.run_compare(wait=False)),
                 (self.report_button, None, lambda _: self.offer_report()),
-                (self.png_button, None, lambda _: self.fig.save_png("gapscope_fit.png"))]
+                (self.png_button, None, lambda _: self.fig.save_png("gapscope_fit.png")),
+                (self.csv_button, None, lambda _: self.offer_export("csv")),
+                (self.nexus_button, None, lambda _: self.offer_export("nexus"))]
 
     # ------------------------------------------------------------------ values, compute, draw
     def extra_values(self) -> dict[str, Any]:
@@ -316,6 +323,65 @@ class FitPanel(Panel):
         payload = base64.b64encode(self._fit.to_json(**self.data.provenance).encode()).decode()
         self.download.value = (f'<a download="gapscope_fit.json" href="data:application/json;base64,{payload}" '
                                'class="gs-download">⬇ gapscope_fit.json</a>')
+
+    def export_bytes(self, kind: str) -> tuple[str, bytes]:
+        """(file name, content) of an export of the data shown — and the fit of it, if any — with provenance.
+
+        ``kind`` "csv": the data as read (every channel; a grid pixel by pixel), then the fit's table; a demo's
+        synthetic spectrum as bias and dI/dV.  ``kind`` "nexus": one NeXus/HDF5 file with the data, the fit and a
+        loaded topography.
+        """
+        import tempfile
+        from pathlib import Path
+
+        from gapscope.kernels import readers
+
+        if self.data is None:
+            raise PanelInputError("Load data first: an export describes the data shown.")
+        src = self.loader._source or {}
+        obj = src.get("grid") or src.get("spectrum")
+        stem = Path(str(self.data.provenance.get("file", "data"))).stem.replace("synthetic:", "synthetic-")[:60]
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "export"
+            if kind == "csv":
+                if obj is None:                     # a demo: the synthetic spectrum itself
+                    text = "".join(f"# {k}: {v}\n" for k, v in self.data.provenance.items() if k != "true_values")
+                    text += "bias (mV),didv\n" + "".join(f"{a:.9g},{b:.9g}\n"
+                                                       for a, b in zip(self.data.bias, self.data.didv, strict=True))
+                    parts = [text.encode()]
+                else:
+                    readers.write_csv(out, obj)
+                    parts = [out.read_bytes()]
+                if self._fit is not None:
+                    readers.write_csv(out, self._fit, source=obj)
+                    parts.append(b"\n" + out.read_bytes())
+                return f"{stem}-gapscope.csv", b"".join(parts)
+            if kind == "nexus":
+                if obj is None:
+                    raise PanelInputError("NeXus export needs data from a file (a demo is synthetic).")
+                readers.write_nexus(out, obj, fit=self._fit, image=self.loader.image,
+                                    extra={k: str(v) for k, v in self.data.provenance.items()})
+                return f"{stem}-gapscope.nxs", out.read_bytes()
+        raise ValueError(f"unknown export kind {kind!r}")
+
+    def offer_export(self, kind: str) -> None:
+        """A download link for :meth:`export_bytes` (or, past 20 MB, a file in the data folder's exports/)."""
+        try:
+            name, content = self.export_bytes(kind)
+        except (PanelInputError, ValueError) as exc:
+            self.show_message(str(exc), level="error")
+            return
+        if len(content) > 20 * 2 ** 20:
+            target = self.data_root.root / "exports"
+            target.mkdir(exist_ok=True)
+            (target / name).write_bytes(content)
+            self.show_message(f"The export is {len(content) / 2 ** 20:.0f} MB: written to exports/{name} in the "
+                              "data folder.", level="info")
+            return
+        mime = "text/csv" if kind == "csv" else "application/x-hdf5"
+        payload = base64.b64encode(content).decode()
+        self.download.value = (f'<a download="{name}" href="data:{mime};base64,{payload}" class="gs-download">'
+                               f"⬇ {name}</a>")
 
     def wait(self, timeout: float | None = 60.0) -> None:
         """Block until fits, comparisons and a grid fit running in the background have finished."""

@@ -41,3 +41,25 @@ def test_a_sweep_that_is_not_a_tunnelling_spectrum_is_refused_with_the_readers_w
 def test_format_is_told_by_content_not_extension(panel, tmp_path):
     content = (DATA / "nanonis" / "Bias-Spectroscopy002.dat").read_bytes()
     assert panel.loader.load_bytes("renamed.txt", content) and "renamed.txt" in panel.spectrum.label
+
+
+def test_exports_carry_the_data_the_fit_and_their_provenance(panel):
+    import hashlib
+    import io
+
+    import h5py
+    assert panel.load_path("nanonis/Bias-Spectroscopy002.dat")
+    sha = hashlib.sha256((DATA / "nanonis" / "Bias-Spectroscopy002.dat").read_bytes()).hexdigest()
+    name, csv = panel.export_bytes("csv")
+    assert name.endswith(".csv") and sha in csv.decode() and "Bias-Spectroscopy002.dat" in csv.decode()
+    panel.run_fit()
+    _, csv2 = panel.export_bytes("csv")
+    assert len(csv2) > len(csv) and b"scale" in csv2
+    name, nx = panel.export_bytes("nexus")
+    found = []
+    with h5py.File(io.BytesIO(nx), "r") as f:
+        f.visititems(lambda n, o: found.append(repr(o[()]) if isinstance(o, h5py.Dataset) and o.size < 100 else
+                                                repr(dict(o.attrs))))
+    assert any(sha in t for t in found)
+    panel.offer_export("csv")
+    assert "data:text/csv;base64," in panel.download.value
