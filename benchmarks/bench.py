@@ -153,6 +153,18 @@ def fit_rows() -> None:
           f"({el / (nx * ny) * 1e3:.1f} ms per pixel); max |Δ − Δ_true| = {err:.4f} meV")
 
 
+def topic_rows() -> None:
+    """Each topic's own rows: every benchmarks/bench_<topic>.py with a rows() function, in name order."""
+    import importlib.util
+    from pathlib import Path
+    for path in sorted(Path(__file__).resolve().parent.glob("bench_*.py")):
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        if hasattr(module, "rows"):
+            module.rows()
+
+
 def main() -> None:
     print("gapscope benchmark — one panel update of a 1000-point spectrum (2 cores; best and median of 15)\n")
     print("Gap panel")
@@ -193,3 +205,4 @@ if __name__ == "__main__":
     main()
     shiba_rows(args.full_naive)
     fit_rows()
+    topic_rows()
