@@ -102,7 +102,7 @@ class Panel:
     #: an update slower than this (s) switches the sliders to update-on-release
     LIVE_BUDGET: ClassVar[float] = 0.08
     #: width of the control column
-    SIDEBAR_WIDTH: ClassVar[str] = "27em"
+    SIDEBAR_WIDTH: ClassVar[str] = "29em"
 
     def __init__(self, **values: Any) -> None:
         self.extras: dict[str, w.Widget] = dict(self.make_extras())

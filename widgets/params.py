@@ -103,14 +103,14 @@ class ParamControl(w.VBox):
         self.param = param
         self._syncing = False
         lo, hi = param.slider
-        style = {"description_width": "7em"}
+        style = {"description_width": "8.5em"}      # "V_mod (mV rms)", "ħv_F (meV·nm)" fit untruncated
         if param.integer:
             self.slider = w.IntSlider(value=int(value), min=int(lo), max=int(hi), step=int(param.step),
                                       description=param.label, readout=False, style=style,
-                                      layout=w.Layout(width="18em"))
+                                      layout=w.Layout(width="19.5em"))
         else:
             self.slider = w.FloatSlider(value=value, min=lo, max=hi, step=param.step, description=param.label,
-                                        readout=False, style=style, layout=w.Layout(width="18em"))
+                                        readout=False, style=style, layout=w.Layout(width="19.5em"))
         self.box = w.Text(value=format_value(value, param.integer), continuous_update=False,
                           layout=w.Layout(width="6em"))
         self.note = w.HTML(layout=w.Layout(display="none"))
