@@ -177,6 +177,21 @@ _ENTRIES = (
              "names no journal. No DOI or journal version found.",
     ),
     Reference(
+        key="xi2016_ising_nbse2",
+        authors=("X. Xi", "Z. Wang", "W. Zhao", "J.-H. Park", "K. T. Law", "H. Berger", "L. Forró",
+                 "J. Shan", "K. F. Mak"),
+        title="Evidence of Ising pairing in superconducting NbSe2 atomic layers",
+        journal="Nat. Phys.",
+        volume="12",
+        pages="139",
+        year=2016,
+        doi="10.1038/nphys3538",
+        note="Authors, journal, volume and first page as cited by Wickramaratne and Mazin "
+             "(their ref. 4); DOI and title from the arXiv listing (arXiv:1507.08731; the "
+             "title of the journal version was not checked and may differ). Reports an "
+             "in-plane upper critical field of monolayer NbSe2 over six times the Pauli limit.",
+    ),
+    Reference(
         key="beck2021_mn_dimers",
         authors=("Philip Beck", "Lucas Schneider", "Levente Rózsa", "Krisztián Palotás",
                  "András Lászlóffy", "László Szunyogh", "Jens Wiebe", "Roland Wiesendanger"),
@@ -237,6 +252,30 @@ _ENTRIES = (
         pages="1509",
         year=1978,
         doi="10.1103/PhysRevLett.41.1509",
+    ),
+    Reference(
+        key="usadel1970_diffusion",
+        authors=("Klaus D. Usadel",),
+        title="Generalized Diffusion Equation for Superconducting Alloys",
+        journal="Phys. Rev. Lett.",
+        volume="25",
+        pages="507",
+        year=1970,
+        doi="10.1103/PhysRevLett.25.507",
+        note="Title, volume, pages and DOI as listed in several public reference lists.",
+    ),
+    Reference(
+        key="kupriyanov1988_boundary",
+        authors=("M. Yu. Kupriyanov", "V. F. Lukichev"),
+        title="Influence of boundary transparency on the critical current of “dirty” SS′S structures",
+        journal="Sov. Phys. JETP",
+        volume="67",
+        pages="1163",
+        year=1988,
+        doi=None,
+        note="The interface (KL) boundary conditions of the Usadel equation. Journal, volume and "
+             "pages as listed in public reference lists; the translation journal has no DOI that "
+             "could be found.",
     ),
 )
 

@@ -21,6 +21,7 @@ _LAZY = {
     "GapPanel": "gap_panel", "GAP_PARAMS": "gap_panel", "PRESETS": "gap_panel",
     "ShibaPanel": "shiba_panel", "SHIBA_PARAMS": "shiba_panel", "SHIBA_PRESETS": "shiba_panel",
     "FitPanel": "fit_panel", "DEMOS": "fit_panel",
+    "ProximityPanel": "proximity_panel", "IsingPanel": "ising_panel",
 }
 
 __all__ = ["Panel", "PanelInputError", "Task", "Cancelled", "Param", "ParamControl", "param", "check_against",

@@ -55,15 +55,44 @@ PANELS: dict[str, PanelEntry] = {e.key: e for e in (
                "error bars, compare s-wave, anisotropic and d-wave gaps, and fit a whole grid into maps of Δ. "
                "Synthetic demos for each paper.",
                "fit.ipynb", "fit_panel:FitPanel"),
+    PanelEntry("proximity", "Proximity junction (Usadel)",
+               "Self-consistent 1D Usadel model of an S/S′ or S/N junction: Δ(x), its decay length on each side and "
+               "the interface jump; the dI/dV line scan a tip would record (click it for the spectrum at x); "
+               "coherence-peak asymmetry. Presets: Pb(111)/Ni–Pb alloy, an S/N bilayer with a minigap.",
+               "proximity.ipynb", "proximity_panel:ProximityPanel"),
+    PanelEntry("ising", "Ising superconductivity",
+               "Monolayer NbSe₂ and kin in a magnetic field: the in-plane H_c2(T) far above the Pauli limit, eroded by "
+               "Rashba and pair breaking; Δ(T, B) with first-order transitions; DOS and dI/dV at the (T, B) point; "
+               "fit β_so to measured H_c2 points. Presets: NbSe₂, NbS₂, TaS₂ (DFT β_so), a film without SOC.",
+               "ising.ipynb", "ising_panel:IsingPanel"),
 )}
 
 
-def gallery() -> w.HTML:
-    """Cards linking to every registered dashboard (relative links work under Voilà)."""
-    cards = "".join(
+def _cards(prefix: str = "") -> str:
+    return "".join(
         f'<a class="gs-card" href="{html.escape(e.notebook)}" style="display:block;border:1px solid #ccd;'
         f'border-radius:8px;padding:12px 16px;margin:8px 0;text-decoration:none;color:inherit;max-width:46em">'
         f'<b style="font-size:1.15em;color:#1f4e9c">{html.escape(e.title)}</b><br>'
         f'<span style="color:#444">{html.escape(e.summary)}</span></a>'
-        for e in PANELS.values())
-    return w.HTML(cards)
+        for e in PANELS.values()).replace('href="', f'href="{html.escape(prefix)}')
+
+
+def gallery() -> w.HTML:
+    """Cards linking to every registered dashboard (relative links work under Voilà)."""
+    return w.HTML(_cards())
+
+
+def static_gallery() -> str:
+    """The gallery as a self-contained HTML page: opening it starts no kernel (a class arriving at once pays
+    for the dashboards it opens, not for a page of links)."""
+    return ("<!doctype html><html lang='en'><head><meta charset='utf-8'><title>gapscope</title>"
+            "<style>body{font-family:sans-serif;margin:2em auto;max-width:50em;padding:0 1em}</style></head><body>"
+            "<h1>gapscope</h1><p>Interactive superconducting tunnelling spectra. Pick a dashboard; every slider "
+            "recomputes the physics live. Units: meV, mV, K.</p>"
+            + _cards("../render/") + "</body></html>")
+
+
+if __name__ == "__main__":   # python -m gapscope.widgets.registry PATH: write the static gallery
+    import sys
+    from pathlib import Path
+    Path(sys.argv[1]).write_text(static_gallery(), encoding="utf-8")

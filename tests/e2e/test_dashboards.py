@@ -116,9 +116,9 @@ def test_fit_dashboard_upload_and_fit(page, voila_url, tmp_path):
     page.click(".gs-fit")
     page.wait_for_function("() => { const e = document.querySelector('.gs-err-delta');"
                            " return e && /^[0-9.eE-]+/.test(e.innerText.trim()); }", timeout=60_000)
+    page.wait_for_function("() => /χ²_red/.test(document.querySelector('.gs-stats').innerText)", timeout=60_000)
     value = float(page.input_value(".gs-val-delta input"))
     assert abs(value - 1.2) < 0.02
-    assert "χ²_red" in page.inner_text(".gs-stats")
     assert page.errors == []
 
 
@@ -201,3 +201,32 @@ def test_closing_a_tab_frees_its_kernel_and_a_lost_kernel_is_shown(browser_conte
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def test_static_gallery_lists_the_registry_and_links_render(page, voila_url):
+    """The served gallery is a static page (no kernel per visitor); its cards open the dashboards."""
+    page.goto(f"{voila_url}/voila/files/gallery.html")
+    page.wait_for_selector("a.gs-card", timeout=30_000)
+    hrefs = page.eval_on_selector_all("a.gs-card", "els => els.map(e => e.getAttribute('href'))")
+    assert hrefs == [f"../render/{e.notebook}" for e in PANELS.values()]
+    page.click("a.gs-card >> nth=0")
+    page.wait_for_selector(".gs-panel", timeout=90_000)
+    assert page.url.endswith(f"/voila/render/{next(iter(PANELS.values())).notebook}")
+    assert page.errors == []
+
+
+def test_proximity_dashboard_xi_n_moves_profile_and_image(page, voila_url):
+    page.goto(f"{voila_url}/voila/render/proximity.ipynb")
+    page.wait_for_function("() => [...document.querySelectorAll('.gs-profile path.line')]"
+                           ".some(e => (e.getAttribute('d') || '').length > 200)", timeout=90_000)
+    page.wait_for_function("() => !document.querySelector('.gs-computing')", timeout=90_000)
+    before = page.eval_on_selector_all(".gs-profile path.line", "els => els.map(e => e.getAttribute('d') || '')")
+    href0 = page.wait_for_selector(".gs-map image").get_attribute("href")
+    box = page.wait_for_selector(".gs-value-xi_n input")
+    box.fill("4")
+    box.press("Enter")
+    page.wait_for_function("([s, o]) => [...document.querySelectorAll(s)].map(e => e.getAttribute('d') || '')"
+                           ".some((x, i) => x !== o[i])", arg=[".gs-profile path.line", before], timeout=60_000)
+    page.wait_for_function("o => document.querySelector('.gs-map image').getAttribute('href') !== o", arg=href0,
+                           timeout=60_000)
+    assert page.errors == []
