@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,13 +16,14 @@ from gapscope.kernels.references import cite
 from gapscope.kernels.specs import Spec
 
 from .colormap import to_png
-from .panel import Panel, Task, reference_html
+from .panel import Panel, PanelInputError, Task
 from .params import param
 
-__all__ = ["ShibaPanel", "SHIBA_PARAMS", "SHIBA_PRESETS", "VIEWS"]
+__all__ = ["ShibaPanel", "SHIBA_PARAMS", "SHIBA_PRESETS", "VIEWS", "MAP_STATES", "map_bias", "ShibaPreset"]
 
 # panel-only quantities: what is shown, not what the kernels take
-BIAS = Spec("bias", "V_map", "mV", 2.02, (-4.0, 4.0), (-50.0, 50.0), 0.01, "bias of the dI/dV map")
+BIAS = Spec("bias", "V_map", "mV", 2.02, (-4.0, 4.0), (-50.0, 50.0), 0.01,
+            "bias of the dI/dV map (when 'Map at' is the bias control)")
 V_MAX = Spec("v_max", "V_max", "mV", 3.5, (0.5, 8.0), (0.1, 50.0), 0.1, "half-width of the spectrum's bias range")
 MAP_SIZE = Spec("map_size", "L", "nm", 2.5, (0.5, 10.0), (0.1, 50.0), 0.1, "half-width of the map")
 
@@ -39,7 +41,8 @@ SHIBA_PARAMS = (
     param(BIAS, live=False),
     param(V_MAX, live=False),
     param(MAP_SIZE, live=False),
-    param(ysr.TIP_RADIUS, live=False),
+    param(ysr.ORBITAL_RADIUS, live=False),
+    param(ysr.TIP_HEIGHT, live=False, doc="3D band: height of the tip above the adatom plane (physical)"),
 )
 
 #: view label → (part, spin axis)
@@ -50,7 +53,15 @@ VIEWS: dict[str, tuple[str, tuple[float, float, float] | None]] = {
     "spin ↓ (z)": ("electron", (0.0, 0.0, -1.0)),
     "electron + hole": ("total", None),
 }
-SHAPE_OPTIONS = ("s", "dz2", "dxz", "dyz", "dx2-y2", "dxy")
+SHAPE_OPTIONS = ("s", "dz2", "dxz", "dyz", "dx2-y2", "dxy", "px", "py")
+#: "Map at" choices: 0 = the bias control; ±n = the n-th YSR state (ascending |E|) at positive or negative bias
+MAP_STATES: tuple[tuple[str, int], ...] = (("the bias control V_map", 0),) + tuple(
+    (f"state {n} ({'+' if sign > 0 else '−'}V)", sign * n) for n in range(1, 9) for sign in (1, -1))
+#: what the spectra and maps are: exact where it is, a model where it is one
+MODEL_NOTE = ("s channels: the exact parabolic-band propagator. Channels with m ≠ 0 (dxz, dxy, …): its "
+              "Fermi-surface part, a model that grows as (k_F d)^−|m| near the adatom; maps use "
+              "√(d² + r_o²) with the orbital radius r_o, so within ~r_o of the adatom their intensity and lobe "
+              "radius are set by r_o (further out they converge as r_o → 0). In 3D the tip height h is physical.")
 
 
 def map_pixels(n_channels: int) -> int:
@@ -58,48 +69,91 @@ def map_pixels(n_channels: int) -> int:
     return 128 if n_channels <= 1 else 64
 
 
+def map_bias(map_state: int, states: np.ndarray, tip_delta: float) -> float:
+    """Bias (mV) of the n-th YSR state through the tip: ±(|E_n| + Δ_t) (Δ_t = 0 for a normal tip).
+
+    ``states`` are the ascending |E_n| (meV); ``map_state`` = ±n picks the sign of the bias.
+    """
+    n = abs(int(map_state))
+    if n > len(states):
+        raise PanelInputError(f"'Map at' asks for state {n}, but these couplings bind {len(states)} YSR "
+                              f"state{'s' if len(states) != 1 else ''}; the map was not updated")
+    return float(np.sign(map_state) * (states[n - 1] + tip_delta))
+
+
 @dataclass(frozen=True)
 class ShibaPreset:
-    """A named parameter set: which numbers are the paper's and which are chosen."""
+    """A named parameter set: which numbers are the paper's (``paper``) and which are chosen (``chosen``)."""
 
     label: str
     reference: str            # key in gapscope.kernels.references
-    note: str
+    paper: str
+    chosen: str
     tip: str
     dim: int
     channels: dict[str, tuple[float, float]]
-    values: dict[str, float] = field(default_factory=dict)
+    values: dict[str, Any] = field(default_factory=dict)
+    map_state: int = 0
+
+    @property
+    def note(self) -> str:
+        return f"Paper: {self.paper} Chosen: {self.chosen}"
 
     def html(self) -> str:
-        ref = cite(self.reference)
-        return reference_html(ref.short() + f", “{ref.title}”", ref.doi, self.note)
+        """The full citation (authors, title, journal, year, DOI or "DOI not found"), then what is the
+        paper's and what is chosen."""
+        return preset_html(self.reference, self.paper, self.chosen)
 
+
+def preset_html(reference: str, paper: str, chosen: str) -> str:
+    """A preset's source block: full citation, then one line of the paper's numbers and one of the chosen ones."""
+    return (f'<div style="font-size:0.85em;max-width:26em">{cite(reference).html()}<br>'
+            f"<b>Paper:</b> {html.escape(paper)}<br><b>Chosen:</b> {html.escape(chosen)}</div>")
+
+
+KB_300MK = 0.08617333262 * 0.300      # k_B·300 mK, meV (paper: the one broadening of its calculated spectra)
 
 SHIBA_PRESETS: dict[str, ShibaPreset] = {p.label: p for p in (
-    ShibaPreset("Mn on Nb(110) — Beck et al.", "beck2021_mn_dimers",
-                "Paper: Δ = 1.5 meV, superconducting tip Δ_t = 1.43 meV, broadening k_B·300 mK = 0.0259 meV, "
-                "320 mK; four YSR pairs from d-orbital channels (α: dz2-like, β: dxy, γ: dxz, δ: dyz). Chosen: the "
-                "couplings (the paper's K and JS/2 are in its Supplementary Table, not reproduced here), a Nb-like "
-                "single band (k_F, v_F), V_mod.",
-                "superconducting", 2,
-                {"dz2": (1.0, 0.35), "dxy": (0.55, 0.1), "dxz": (0.75, -0.2), "dyz": (0.85, 0.0)},
-                dict(delta=1.5, gamma=0.0259, kf=10.0, hbar_vf=179.0, temperature=0.32, tip_delta=1.43,
-                     tip_gamma=0.0259, vmod_rms=0.02, bias=2.55, v_max=3.5, map_size=2.0, tip_radius=0.1)),
-    ShibaPreset("Cr on β-Bi₂Pd — Sink et al.", "sink2025_cr_bi2pd",
-                "Paper: one particle–hole-asymmetric YSR pair at a Cr adatom, normal tip at mK temperature; the "
-                "sample's T_c = 5.2 K gives Δ = 1.764·k_B·5.2 K = 0.79 meV (weak coupling). Chosen: α, β, k_F, v_F "
-                "(β ≠ 0 makes the electron and hole peaks unequal).",
-                "normal", 2, {"s": (0.9, 0.6)},
-                dict(delta=0.79, gamma=0.01, kf=8.0, hbar_vf=120.0, temperature=0.05, vmod_rms=0.01, bias=0.5,
-                     v_max=1.5, map_size=3.0, tip_radius=0.1)),
+    ShibaPreset(
+        "Mn on Nb(110) — Beck et al.", "beck2021_mn_dimers",
+        "Δ = 1.5 meV, tip Δ_t = 1.43 mV; four YSR pairs — α the energetically highest and most intense "
+        "(d_z²-like), β only a shoulder of α (d_xy), then γ (d_xz) and δ (d_yz); its calculated spectra have "
+        "one broadening, k_B·300 mK = 0.0259 meV (the imaginary part of the energy, Γ here), convolved with the "
+        "tip's BCS DOS; maps at the states' biases (negative side shown in its Fig. 1).",
+        "the couplings (its K, JS/2 are in its Supplementary Table 1): |E_α| = 1.12, |E_β| = 1.075, "
+        "|E_γ| = 0.72, |E_δ| = 0.45 meV in that order; a 2D Nb-like band (k_F, v_F); T = 0 and no lock-in "
+        "(its one broadening stands for the whole resolution; it measured at 320 mK with V_mod = 20 µV, rms or "
+        "peak not said); Γ_t = 0.01 meV only regularises the tip's BCS edge for the map (the paper names no tip "
+        "broadening); the tip 0.14 nm from the adatom (the paper averages nine points within a = 0.33 nm); "
+        "r_o = 0.1 nm.",
+        "superconducting", 2,
+        {"dz2": (0.4962, 0.6), "dxy": (0.4201, 0.2), "dxz": (0.5971, 0.1), "dyz": (0.7338, 0.0)},
+        dict(delta=1.5, gamma=KB_300MK, kf=10.0, hbar_vf=179.0, temperature=0.0, tip_delta=1.43,
+             tip_gamma=0.01, vmod_rms=0.0, v_max=3.5, map_size=1.5, orbital_radius=0.1,
+             tip_position=(0.1, 0.1)),
+        map_state=-4),
+    ShibaPreset(
+        "Cr on β-Bi₂Pd — Sink et al.", "sink2025_cr_bi2pd",
+        "one particle–hole-asymmetric YSR pair at a Cr adatom, isotropic maps, a normal (PtIr) tip at mK "
+        "temperature with negligible thermal smearing and a resolution of a few tens of µeV; its calculation "
+        "uses one Dynes broadening; the sample's T_c = 5.2 K, so Δ = 1.764·k_B·5.2 K = 0.79 meV (weak coupling).",
+        "α, β (β ≠ 0 makes the electron and hole peaks unequal; E₀ = 0.231 meV), k_F, v_F, and the one "
+        "broadening Γ = 0.02 meV (its value is not in the text we have); T = 0 and no lock-in (not given); the map "
+        "at the state's positive bias (the unoccupied state, larger at the Cr atom in the paper).",
+        "normal", 2, {"s": (0.9, 0.6)},
+        dict(delta=0.79, gamma=0.02, kf=8.0, hbar_vf=120.0, temperature=0.0, vmod_rms=0.0,
+             v_max=1.5, map_size=3.0, orbital_radius=0.1, tip_position=(0.0, 0.0)),
+        map_state=1),
 )}
 
 
 class ShibaPanel(Panel):
-    """Single magnetic impurity with orbital channels: spectrum at the tip, map at a bias, E₀(α).
+    """Single magnetic impurity with orbital channels: spectrum at the tip, map at a bias or a state, E₀(α).
 
     Computes in the background (a Δ or k_F change rebuilds the propagators of a map: up to a
     second with several channels); exchange and potential changes reuse the engine's caches.
+    "Map at" puts the map on the n-th YSR state: its bias follows the state through the tip,
+    ±(|E_n| + Δ_t) (Δ_t = 0 for a normal tip).
     """
 
     TITLE = "Yu-Shiba-Rusinov states"
@@ -115,12 +169,19 @@ class ShibaPanel(Panel):
         # which channel the α, β sliders edit (not itself a parameter of the computation)
         self.channel = w.Dropdown(options=list(SHAPE_OPTIONS), value="s", description="Channel",
                                   style={"description_width": "7em"})
+        self.map_at = w.Dropdown(options=list(MAP_STATES), value=0, description="Map at",
+                                 style={"description_width": "7em"},
+                                 tooltip="the bias control, or the n-th YSR state (ascending |E|) through the tip")
+        self.map_at.add_class("gs-map-at")
         self.preset_info = w.HTML()
         self.readout = w.HTML()
         self.readout.add_class("gs-readout")
+        self.model_note = w.HTML(f'<div style="font-size:0.8em;color:#555;max-width:30em">{html.escape(MODEL_NOTE)}'
+                                 "</div>")
         self.tip_position = (0.15, 0.0)
         self.engine: ysr.Engine | None = None
         self._map_memo: tuple[tuple, np.ndarray] | None = None
+        self._states_memo: tuple[str, tuple[np.ndarray, list[str]]] | None = None
         self.map_data: np.ndarray | None = None
         self.curves: dict[str, np.ndarray] = {}
         super().__init__(**values)
@@ -184,7 +245,7 @@ class ShibaPanel(Panel):
                                       bq.Axis(scale=ey, side="left", label="E₀ (meV)")],
                                 layout=w.Layout(width="330px", height="300px"),
                                 fig_margin=dict(top=35, bottom=45, left=55, right=10))
-        lower = w.HBox([self.fig_map, w.VBox([self.fig_e0, self.readout])])
+        lower = w.HBox([self.fig_map, w.VBox([self.fig_e0, self.readout, self.model_note])])
         return w.VBox([self.fig_spec, lower], layout=w.Layout(flex="1 1 auto", min_width="500px"))
 
     def marks(self) -> Iterable[w.Widget]:
@@ -192,12 +253,13 @@ class ShibaPanel(Panel):
                 self.line_e0, self.qpt_rule, self.dot_e0, *self.map_scales)
 
     def header(self) -> list[w.Widget]:
-        return [self.preset, self.preset_info, *self.extras.values(), self.channel]
+        return [self.preset, self.preset_info, *self.extras.values(), self.channel, self.map_at]
 
     def extra_values(self) -> dict[str, Any]:
         channels = dict(self.channels)        # the selected channel carries the sliders' α, β
         channels[self.channel.value] = (self.controls["alpha"].value, self.controls["beta"].value)
-        return {"channel": self.channel.value, "channels": channels, "tip_position": tuple(self.tip_position)}
+        return {"channel": self.channel.value, "channels": channels, "tip_position": tuple(self.tip_position),
+                "map_state": int(self.map_at.value)}
 
     def set_extra(self, name: str, value: Any) -> None:
         if name == "channels":
@@ -212,6 +274,9 @@ class ShibaPanel(Panel):
         if name == "tip_position":
             self.tip_position = (float(value[0]), float(value[1]))
             return
+        if name == "map_state":
+            self.map_at.value = int(value)
+            return
         super().set_extra(name, value)
 
     # ------------------------------------------------------------------ observers
@@ -219,13 +284,23 @@ class ShibaPanel(Panel):
         return [(self.controls["alpha"], "value", self._coupling_changed),
                 (self.controls["beta"], "value", self._coupling_changed),
                 (self.channel, "value", self._channel_selected),
+                (self.map_at, "value", self._map_state_selected),
                 (self.preset, "value", self._apply_preset),
-                (self.tip, "value", self._enable_controls)]
+                (self.tip, "value", self._enable_controls),
+                (self.dim, "value", self._enable_controls)]
 
     def _enable_controls(self, _: Any) -> None:
         sc = self.tip.value == "superconducting"
         self.controls["tip_delta"].disabled = not sc
         self.controls["tip_gamma"].disabled = not sc
+        self.controls["tip_height"].disabled = self.dim.value != 3
+        self.controls["bias"].disabled = self.map_at.value != 0
+
+    def _map_state_selected(self, change: dict) -> None:
+        with self.batch():                     # one update: the map follows the state (or the bias control)
+            if change["new"] == 0 and self.result is not None:
+                self.controls["bias"].value = float(self.result["bias"])   # continue from where the map was
+            self._enable_controls(None)
 
     def _coupling_changed(self, change: dict) -> None:
         self.channels[self.channel.value] = (self.controls["alpha"].value, self.controls["beta"].value)
@@ -242,7 +317,7 @@ class ShibaPanel(Panel):
             self.preset_info.value = ""
             return
         self.preset_info.value = p.html()
-        self.set(channels=p.channels, tip=p.tip, dim=p.dim, **p.values)
+        self.set(channels=p.channels, tip=p.tip, dim=p.dim, map_state=p.map_state, **p.values)
 
     def _map_clicked(self, _mark: Any, content: dict) -> None:
         data = content.get("data", {})
@@ -269,6 +344,31 @@ class ShibaPanel(Panel):
             chans = [ysr.Channel("s", 0.0, 0.0)]
         return sub, [ysr.Impurity(position=(0.0, 0.0), spin=(0.0, 0.0, 1.0), channels=chans)]
 
+    @staticmethod
+    def geometry(v: dict[str, Any]) -> dict[str, float]:
+        """The map geometry keywords of the kernels: the orbital radius, and in 3D the tip height."""
+        geo = {"orbital_radius": v["orbital_radius"]}
+        if v["dim"] == 3:
+            geo["tip_height"] = v["tip_height"]
+        return geo
+
+    @staticmethod
+    def states(sub: ysr.Substrate, imps: list[ysr.Impurity]) -> tuple[np.ndarray, list[str]]:
+        """YSR energies |E_n| (ascending, meV) and, for one impurity, the channel each belongs to."""
+        E = ysr.energies(sub, imps)
+        # channels of one site are independent: each binds the state of its own (α, β); channels that
+        # share a harmonic (2D: s and dz2) merge, and then carry the merged name
+        mine = [(abs(ysr.single_energy(alpha=c.alpha, beta=c.beta, delta=sub.delta)), c.shape)
+                for c in imps[0].channels if c.alpha or c.beta]
+        merged = [(abs(ysr.single_energy(alpha=a, beta=b, delta=sub.delta)), k)
+                  for k, a, b in ysr.model.resolve_sites(sub, imps)[0].channels if a or b]
+        labels = []
+        for e in E:
+            exact = [k for x, k in mine if abs(x - e) < 1e-7 * sub.delta]
+            near = min(merged, key=lambda t: abs(t[0] - e))[1] if merged else "?"
+            labels.append("/".join(exact) if exact else near)
+        return E, labels
+
     def compute(self, v: dict[str, Any], task: Task | None = None) -> dict[str, Any]:
         sub, imps = self.model(v)
         self.engine = ysr.Engine(sub, imps) if self.engine is None else self.engine.update(sub, imps)
@@ -277,10 +377,16 @@ class ShibaPanel(Panel):
         tip_delta = v["tip_delta"] if v["tip"] == "superconducting" else 0.0
         chain = dict(temperature=v["temperature"], tip_delta=tip_delta, tip_gamma=v["tip_gamma"],
                      vmod_rms=v["vmod_rms"])
+        geo = self.geometry(v)
+        skey = repr((sub.with_gamma(0.0), imps))              # a tip move or a chain change keeps the states
+        if self._states_memo is None or self._states_memo[0] != skey:
+            self._states_memo = (skey, self.states(sub, imps))
+        E_states, state_channels = self._states_memo[1]
+        bias = map_bias(v["map_state"], E_states, tip_delta) if v["map_state"] else float(v["bias"])
 
         # spectrum at the tip through the full measurement chain; the LDOS states its width Γ
         V = np.linspace(-v["v_max"], v["v_max"], 600)
-        rho = eng.sample_dos(v["tip_position"], part=part, spin_axis=spin_axis, tip_radius=v["tip_radius"])
+        rho = eng.sample_dos(v["tip_position"], part=part, spin_axis=spin_axis, **geo)
         G = tunneling.didv(V, sample_dos=rho, **chain)
         R = rho(V)
         self.finite("dI/dV", G, R)
@@ -290,17 +396,19 @@ class ShibaPanel(Panel):
         # map at the bias (memo: a tip move changes only the spectrum)
         L = v["map_size"]
         npx = map_pixels(len(imps[0].channels))
-        E = tunneling.energy_grid(np.array([v["bias"]]), sample_gamma=sub.gamma, **chain)
-        Wt = tunneling.didv_weights(np.array([v["bias"]]), E, **chain)[0]
-        key = (repr((sub, imps)), E.tobytes(), Wt.tobytes(), part, spin_axis, v["tip_radius"], npx, L)
+        if chain["temperature"] == 0.0 and chain["vmod_rms"] == 0.0 and tip_delta == 0.0:
+            E, Wt = np.array([bias]), np.ones(1)          # the chain is the identity: G(V) = ρ(V)
+        else:
+            E = tunneling.energy_grid(np.array([bias]), sample_gamma=sub.gamma, **chain)
+            Wt = tunneling.didv_weights(np.array([bias]), E, **chain)[0]
+        key = (repr((sub, imps)), E.tobytes(), Wt.tobytes(), part, spin_axis, repr(geo), npx, L)
         if self._map_memo is not None and self._map_memo[0] == key:
             M = self._map_memo[1]
         else:
             x = np.linspace(-L, L, npx)
             X, Y = np.meshgrid(x, x[::-1])
             pts = np.c_[X.ravel(), Y.ravel()]
-            M = eng.weighted_map(pts, E, Wt, part=part, spin_axis=spin_axis,
-                                 tip_radius=v["tip_radius"]).reshape(npx, npx)
+            M = eng.weighted_map(pts, E, Wt, part=part, spin_axis=spin_axis, **geo).reshape(npx, npx)
             self.finite("map", M)
             self._map_memo = (key, M)
 
@@ -309,6 +417,7 @@ class ShibaPanel(Panel):
         alphas = np.linspace(0.0, max(3.0, 1.2 * v["alpha"]), 300)
         e0 = np.array([ysr.single_energy(alpha=a, beta=beta, delta=v["delta"]) for a in alphas])
         return {"values": dict(v), "sub": sub, "tip_delta": tip_delta, "V": V, "G": G, "R": R, "M": M, "L": L,
+                "bias": bias, "states": E_states, "state_channels": state_channels,
                 "alphas": alphas, "e0": e0, "alpha_c": ysr.critical_alpha(beta=beta),
                 "e0_now": ysr.single_energy(alpha=v["alpha"], beta=beta, delta=v["delta"])}
 
@@ -318,7 +427,7 @@ class ShibaPanel(Panel):
         self.line_ldos.x, self.line_ldos.y = V, R
         top = float(max(G.max(), R.max()))
         bottom = float(min(G.min(), R.min(), 0.0))
-        self.bias_rule.x, self.bias_rule.y = [v["bias"], v["bias"]], [bottom, top]
+        self.bias_rule.x, self.bias_rule.y = [r["bias"], r["bias"]], [bottom, top]
         if self.map_data is None or M.shape != self.map_data.shape or not np.array_equal(M, self.map_data):
             old = self.map_image.image           # only a changed map is re-encoded and sent (not on tip moves)
             lo, hi = np.percentile(M, [1.0, 99.0])    # robust colours: the on-site peak does not wash out the rings
@@ -327,6 +436,7 @@ class ShibaPanel(Panel):
         self.map_image.x, self.map_image.y = [-L, L], [-L, L]
         for s in self.map_scales:
             s.min, s.max = -L, L
+        self.fig_map.title = f"dI/dV map at {r['bias']:+.3f} mV (click: move tip)"
         self.imp_marks.x, self.imp_marks.y = [0.0], [0.0]
         tx, ty = v["tip_position"]
         self.tip_mark.x, self.tip_mark.y = [tx], [ty]
@@ -343,16 +453,32 @@ class ShibaPanel(Panel):
         unit = "meV·nm²" if sub.dim == 2 else "meV·nm³"
         e0 = r["e0_now"]
         active = ", ".join(f"{s} ({a:g}, {b:g})" for s, (a, b) in v["channels"].items() if a or b) or "none"
+        states = ", ".join(f"{n}: {e:.3f} ({c})" for n, (e, c) in enumerate(zip(r["states"], r["state_channels"],
+                                                                                strict=True), start=1)) or "none"
+        if v["map_state"]:
+            n = abs(v["map_state"])
+            where = (f"state {n}: {r['bias']:+.3f} mV = {'+' if v['map_state'] > 0 else '−'}(|E_{n}|"
+                     f"{' + Δ_t' if tip_delta else ''})")
+        else:
+            where = f"{r['bias']:+.3f} mV (bias control)"
+        geo = (f"orbital radius r_o = {v['orbital_radius']:.3f} nm" if sub.dim == 2 else
+               f"tip height h = {v['tip_height']:.3f} nm, r_o = {v['orbital_radius']:.3f} nm")
         tx, ty = v["tip_position"]
         rows = [("channel", f"{v['channel']}: JS/2 = {js:.4g} {unit}, K = {k:.4g} {unit}"),
                 ("E₀", f"{e0:+.4f} meV (|E₀| + Δ_t = {abs(e0) + tip_delta:.4f} mV)"),
+                ("YSR states |E_n| (meV)", states),
+                ("map at", where),
                 ("QPT", f"α_c = {r['alpha_c']:.4f}"),
-                ("ξ, λ_F", f"{sub.coherence_length:.1f} nm, {2 * np.pi / sub.kf:.3f} nm"),
+                ("lengths", f"YSR decay length ħv_F/Δ = {sub.coherence_length:.1f} nm (= πξ₀; BCS "
+                            f"ξ₀ = ħv_F/πΔ = {sub.bcs_coherence_length:.1f} nm); map period π/k_F = λ_F/2 = "
+                            f"{np.pi / sub.kf:.3f} nm"),
                 ("channels (α, β)", active),
+                ("geometry", geo),
                 ("tip at", f"({tx:.3f}, {ty:.3f}) nm"),
                 ("map range", f"{M.min():.3g} … {M.max():.3g} (colours: 1st–99th percentile)")]
         self.readout.value = ("<table style='font-size:0.9em'>" + "".join(
-            f"<tr><td>{a}</td><td class='gs-ro-{i}'>{b}</td></tr>" for i, (a, b) in enumerate(rows)) + "</table>")
+            f"<tr><td>{a}</td><td class='gs-ro-{i}'>{html.escape(b)}</td></tr>" for i, (a, b) in enumerate(rows))
+            + "</table>")
         notes = []
         if v["gamma"] == 0.0:
             notes.append(f"Γ = 0: the in-gap LDOS would be δ peaks; drawn with Γ = {1e-3 * v['delta']:.2g} meV.")

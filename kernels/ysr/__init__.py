@@ -15,17 +15,25 @@ Units
     Energies meV, lengths nm, k_F in 1/nm, ħv_F in meV·nm; α, β, g, t dimensionless.
 Band
     Parabolic, k_F and ħv_F; E_F = ħv_F k_F/2 ≫ Δ.  Normal-state DOS per spin
-    N₀ = k_F/(2πħv_F) in 2D, k_F²/(2π²ħv_F) in 3D.  Coherence length ξ = ħv_F/Δ.
+    N₀ = k_F/(2πħv_F) in 2D, k_F²/(2π²ħv_F) in 3D.  YSR decay length ξ = ħv_F/Δ, which is
+    π times the BCS coherence length ξ₀ = ħv_F/(πΔ); maps ring with period π/k_F = λ_F/2.
 Impurities
-    Channel μ (orbital shape) at site i: V = K_μ τ_z + (J_μ S/2) n̂_i·σ (J > 0
-    antiferromagnetic).  Dimensionless couplings α = πN₀JS/2 and β = πN₀K; the vertex is
-    v = β τ_z + α n̂·σ.  :func:`physical_to_dimensionless` / :func:`dimensionless_to_physical`
-    convert (JS/2, K in meV·nm^dim).  Channel shapes are real harmonics c(θ) normalised to
-    ⟨c²⟩ = 1 (2D; in 2D dz2 ≡ s) or to mean 1 of c² over the sphere (3D).
+    A site is at (x, y) — z = 0 — or (x, y, z) (3D band).  Channel μ (orbital shape) at site i:
+    V = K_μ τ_z + (J_μ S/2) n̂_i·σ (J > 0 antiferromagnetic).  Dimensionless couplings
+    α = πN₀JS/2 and β = πN₀K; the vertex is v = β τ_z + α n̂·σ.
+    :func:`physical_to_dimensionless` / :func:`dimensionless_to_physical` convert (JS/2, K in
+    meV·nm^dim).  Channel shapes are real harmonics c(θ) normalised to
+    ⟨c²⟩ = 1 (2D; in 2D dz2 ≡ s and px, py ≡ dxz, dyz in-plane) or real spherical harmonics with
+    mean 1 of Y² over the sphere (3D: px, py are p orbitals, l = 1; the d shapes l = 2).
 Green's functions
     g = G/(πN₀).  On site g₀ = −(z + Δτ_x)/Ω with Ω = √(Δ² − z²) (principal root; on the real
-    axis outside the gap −i sgn(ω)√(ω² − Δ²)), i.e. retarded.  Between points the exact
-    parabolic-band propagator (Hankel functions; see :mod:`.propagators`).
+    axis outside the gap −i sgn(ω)√(ω² − Δ²)), i.e. retarded.  Between points the
+    parabolic-band propagator (Hankel functions; see :mod:`.propagators`): exact for s (m = 0)
+    channels; for m ≠ 0 its Fermi-surface (pole) part, a model that grows as (k_F d)^−|m|
+    near the site.  Map propagators are evaluated at ρ = √(d² + r_o²) with the orbital radius
+    r_o (``orbital_radius``; the historical ``tip_radius``), in 3D with the tip at height
+    ``tip_height``.  Between sites in 3D, channels of any shape couple through the plane-wave
+    expansion Σ_L (2L + 1) i^L P_L (the same on-shell radial functions).
     t = (1 − v𝒢)⁻¹ v = (v⁻¹ − 𝒢)⁻¹ in channel space;  g(r, r) = g₀ + Φ(r) t Φ̄(r).
 Dynes broadening
     z = ω + iΓ inside every g₀ (channel matrix and map propagators), not added afterwards:
@@ -67,7 +75,10 @@ from .model import (
     GAMMA,
     HBAR_VF,
     KF,
+    ORBITAL_RADIUS,
     SHAPES,
+    SHAPES_3D,
+    TIP_HEIGHT,
     TIP_RADIUS,
     Channel,
     Impurity,
@@ -76,6 +87,7 @@ from .model import (
     dimensionless_to_physical,
     physical_to_dimensionless,
     single_energy,
+    tip_geometry,
 )
 from .propagators import ContinuumPropagators, PropagatorSet
 from .propagators import make_propagators as make_propagators
@@ -85,7 +97,7 @@ from .tmatrix import solve_t as solve_t
 __all__ = ["Substrate", "Channel", "Impurity", "energies", "ldos", "single_energy", "critical_alpha",
            "residue_maps", "physical_to_dimensionless", "dimensionless_to_physical", "SHAPES", "Propagators",
            "Engine", "PropagatorSet", "ContinuumPropagators", "DELTA", "GAMMA", "KF", "HBAR_VF", "ALPHA", "BETA",
-           "TIP_RADIUS", "fitmodels"]
+           "TIP_RADIUS", "TIP_HEIGHT", "ORBITAL_RADIUS", "SHAPES_3D", "tip_geometry", "fitmodels"]
 
 
 class Propagators(ContinuumPropagators):

@@ -16,7 +16,7 @@ import numpy as np
 from .. import _validate as _v
 from .. import nambu
 from ..sampling import PointDOS
-from .model import TIP_RADIUS, Impurity, Substrate
+from .model import Impurity, Substrate, tip_geometry
 from .propagators import make_propagators
 from .tmatrix import solve_t
 
@@ -27,13 +27,13 @@ _GAMMA_MESSAGE = ("ldos needs substrate.gamma > 0: at Γ = 0 the in-gap LDOS is 
 
 
 def _ldos_args(substrate: Substrate, points: np.ndarray, energies: np.ndarray, part: str,
-               spin_axis: Sequence[float] | None, tip_radius: float
-               ) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
-    """The argument checks of :meth:`Engine.ldos`: (points (P, 2), energies (E,), r_c, spin matrix S)."""
+               spin_axis: Sequence[float] | None, tip_radius: float, tip_height: float | None = None,
+               orbital_radius: float | None = None) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
+    """The argument checks of :meth:`Engine.ldos`: (points (P, 3), energies (E,), r_o, spin matrix S)."""
     if substrate.gamma <= 0.0:
         raise ValueError(_GAMMA_MESSAGE)
-    rc = TIP_RADIUS.check(tip_radius)
-    pts = _v.array("points", points).reshape(-1, 2)
+    pts, rc = tip_geometry(substrate, points, tip_radius=tip_radius, tip_height=tip_height,
+                           orbital_radius=orbital_radius)
     w = _v.array("energies", energies).ravel()
     nambu.tau_projector(part)
     return pts, w, rc, nambu.spin_projector(spin_axis)
@@ -145,7 +145,8 @@ class Engine:
 
     # ---- results
     def ldos(self, points: np.ndarray, energies: np.ndarray, *, part: str = "electron",
-             spin_axis: Sequence[float] | None = None, tip_radius: float = 0.1) -> np.ndarray:
+             spin_axis: Sequence[float] | None = None, tip_radius: float = 0.1, tip_height: float | None = None,
+             orbital_radius: float | None = None) -> np.ndarray:
         """Local density of states near the impurities, normalised to 1 in the normal state.
 
         ρ(r, ω) = −½ Im Tr[P g(r, r; ω + iΓ)],  g = g_loc ⊗ σ₀ + Φ(r) t Φ̄(r),
@@ -156,16 +157,26 @@ class Engine:
 
         Parameters
         ----------
-        points : array_like (n_points, 2)
-            Tip positions, nm.
+        points : array_like (n_points, 2) or (n_points, 3)
+            Tip positions (x, y) — or (x, y, z) on a 3D band —, nm.
         energies : array_like (n_energies,)
             Energies ω, meV.
         part : {"electron", "hole", "total"}
         spin_axis : array_like (3,) or None
             Spin-resolved along m̂ (normalised here), or spin-summed.
         tip_radius : float
-            r_c ≥ 0, nm: propagators to a point at distance d use √(d² + r_c²) (tip/orbital
-            size; 3D: tip height).  With r_c = 0 a point exactly on a site gets g_loc.
+            Historical name of the map regulariser: the orbital radius r_o in 2D, the tip
+            height in 3D (nm); used where ``orbital_radius`` / ``tip_height`` are not given.
+        tip_height : float, optional
+            3D band: height z of the tip, nm (points (x, y) are then at (x, y, h)); points
+            may instead carry their own z.  Refused in 2D.
+        orbital_radius : float, optional
+            Orbital radius r_o ≥ 0, nm: propagators from a site to the tip at distance d are
+            evaluated at ρ = √(d² + r_o²), the angular factors of m ≠ 0 channels divided by ρ^|m|.
+            Exact for s channels and, for every channel, converged as r_o → 0 where d ≫ r_o;
+            within ~r_o of a site the intensities of m ≠ 0 channels (whose on-shell propagators
+            grow as (k_F d)^−|m|) are set by r_o: a model of the adatom orbital's size.  With
+            r_o = 0 a point exactly on a site gets g_loc (s channels) and 0 (others).
 
         Returns
         -------
@@ -176,7 +187,8 @@ class Engine:
         ValueError
             Γ = 0 (the in-gap LDOS is then a sum of δ peaks: use :func:`residue_maps`), or a bad argument.
         """
-        pts, w, rc, spin = _ldos_args(self.substrate, points, energies, part, spin_axis, tip_radius)
+        pts, w, rc, spin = _ldos_args(self.substrate, points, energies, part, spin_axis, tip_radius, tip_height,
+                                      orbital_radius)
         z = w + 1j * self.substrate.gamma
         out = np.broadcast_to(self._bulk(z, part, spin), (pts.shape[0], w.size)).copy()   # a copy: cache intact
         if self.prop.n == 0 or pts.shape[0] == 0 or w.size == 0:
@@ -195,14 +207,15 @@ class Engine:
         return out
 
     def sample_dos(self, point: Sequence[float], *, part: str = "electron", spin_axis: Sequence[float] | None = None,
-                   tip_radius: float = 0.1) -> PointDOS:
+                   tip_radius: float = 0.1, tip_height: float | None = None,
+                   orbital_radius: float | None = None) -> PointDOS:
         """The LDOS at one tip position as a sample DOS for the tunnelling kernels.
 
         Parameters
         ----------
-        point : array_like (2,)
-            Tip position (x, y), nm.
-        part, spin_axis, tip_radius
+        point : array_like (2,) or (3,)
+            Tip position (x, y) or, on a 3D band, (x, y, z), nm.
+        part, spin_axis, tip_radius, tip_height, orbital_radius
             As in :meth:`ldos`.
 
         Returns
@@ -217,10 +230,10 @@ class Engine:
         if self.substrate.gamma <= 0.0:
             raise ValueError(_GAMMA_MESSAGE)
         p = _v.array("point", point)
-        if p.size != 2:
-            raise ValueError(f"point must be one tip position (x, y) in nm, got shape {p.shape}")
-        pts = p.reshape(1, 2)
-        rc = TIP_RADIUS.check(tip_radius)
+        if p.ndim != 1 or p.size not in (2, 3):
+            raise ValueError(f"point must be one tip position (x, y) or (x, y, z) in nm, got shape {p.shape}")
+        pts, rc = tip_geometry(self.substrate, p.reshape(1, -1), tip_radius=tip_radius, tip_height=tip_height,
+                               orbital_radius=orbital_radius)
         nambu.tau_projector(part)
         nambu.spin_projector(spin_axis)
         state = self._state()
@@ -230,21 +243,25 @@ class Engine:
                 raise RuntimeError("this sample_dos belongs to parameters the engine no longer has "
                                    "(Engine.update was called): call Engine.sample_dos again")
             E = np.asarray(E, dtype=float)
-            return self.ldos(pts, E.ravel(), part=part, spin_axis=spin_axis, tip_radius=rc)[0].reshape(E.shape)
+            return self.ldos(pts, E.ravel(), part=part, spin_axis=spin_axis,
+                             orbital_radius=rc)[0].reshape(E.shape)
 
         return PointDOS(func, width=self.substrate.gamma)
 
     def weighted_map(self, points: np.ndarray, energies: np.ndarray, weights: np.ndarray, *,
                      part: str = "electron", spin_axis: Sequence[float] | None = None,
-                     tip_radius: float = 0.1, prune: float = 1e-4) -> np.ndarray:
+                     tip_radius: float = 0.1, prune: float = 1e-4, tip_height: float | None = None,
+                     orbital_radius: float | None = None) -> np.ndarray:
         """Σ_j w_j ρ(r, E_j) at every point: a dI/dV map when w are tunnelling weights.
 
         Energies whose |w_j| is below ``prune``·max|w| are skipped.  Single-precision cached
-        maps (relative error ~1e-7) and, for large maps, tabulated radial functions.
+        maps (relative error ~1e-7) and, for large maps, tabulated radial functions.  Points and
+        the geometry keywords (``tip_radius``, ``tip_height``, ``orbital_radius``) as in :meth:`ldos`.
         """
         if self.substrate.gamma <= 0.0:
             raise ValueError("maps need substrate.gamma > 0 (use ysr.residue_maps at Γ = 0)")
-        pts = _v.array("points", points).reshape(-1, 2)
+        pts, rc = tip_geometry(self.substrate, points, tip_radius=tip_radius, tip_height=tip_height,
+                               orbital_radius=orbital_radius)
         w = _v.array("weights", weights).ravel()
         e = _v.array("energies", energies).ravel()
         nambu.tau_projector(part)
@@ -253,15 +270,14 @@ class Engine:
         if not np.any(keep):
             return np.zeros(pts.shape[0])
         e, w = e[keep], w[keep]
-        rc = TIP_RADIUS.check(tip_radius)
         z = e + 1j * self.substrate.gamma
         if self.prop.n == 0:
             return np.full(pts.shape[0], float(self._bulk(z, part, spin) @ w))
         radial = self.prop.radial_profile(pts, rc)
         if radial is not None:             # isotropic single impurity: compute a profile, interpolate
             centre, grid, dist = radial
-            prof = self.weighted_map(centre + np.c_[grid, np.zeros_like(grid)], e, w,
-                                     part=part, spin_axis=spin_axis, tip_radius=rc, prune=0.0)
+            prof = self.weighted_map(centre + np.c_[grid, np.zeros_like(grid), np.zeros_like(grid)], e, w,
+                                     part=part, spin_axis=spin_axis, orbital_radius=rc, prune=0.0)
             return _lagrange4(grid, prof, dist)
         bulk = float(self._bulk(z, part, spin) @ w)
         rows, cols = self._reduced(pts, z, rc, part)
@@ -289,8 +305,8 @@ def _lagrange4(grid: np.ndarray, values: np.ndarray, x: np.ndarray) -> np.ndarra
 
 
 def ldos(substrate: Substrate, impurities: Sequence[Impurity], points: np.ndarray, energies: np.ndarray, *,
-         part: str = "electron", spin_axis: Sequence[float] | None = None, tip_radius: float = 0.1
-         ) -> np.ndarray:
+         part: str = "electron", spin_axis: Sequence[float] | None = None, tip_radius: float = 0.1,
+         tip_height: float | None = None, orbital_radius: float | None = None) -> np.ndarray:
     """Local density of states near the impurities, normalised to 1 in the normal state.
 
     ρ(r, ω) = −½ Im Tr[P g(r, r; ω + iΓ)],  g = g_loc ⊗ σ₀ + Φ(r) t Φ̄(r),
@@ -305,17 +321,19 @@ def ldos(substrate: Substrate, impurities: Sequence[Impurity], points: np.ndarra
     substrate : Substrate
         Needs Γ > 0 (with Γ = 0 the in-gap LDOS is a sum of δ peaks: use :func:`residue_maps`).
     impurities : sequence of Impurity
-    points : array_like (n_points, 2)
-        Tip positions, nm.
+    points : array_like (n_points, 2) or (n_points, 3)
+        Tip positions (x, y) — or (x, y, z) on a 3D band —, nm.
     energies : array_like (n_energies,)
         Energies ω, meV.
-    tip_radius : float
-        r_c ≥ 0, nm: propagators to a point at distance d use √(d² + r_c²) (tip/orbital
-        size; 3D: tip height).  With r_c = 0 a point exactly on a site gets g_loc.
+    tip_radius, tip_height, orbital_radius : float
+        The map geometry, see :meth:`Engine.ldos`: in 2D r_o = ``orbital_radius`` (else
+        ``tip_radius``); in 3D the tip at height ``tip_height`` (else ``tip_radius``) with
+        r_o = ``orbital_radius`` (else 0).
 
     Returns
     -------
     ndarray (n_points, n_energies)
     """
     return Engine(substrate, impurities, cache_mb=64.0).ldos(points, energies, part=part, spin_axis=spin_axis,
-                                                             tip_radius=tip_radius)
+                                                             tip_radius=tip_radius, tip_height=tip_height,
+                                                             orbital_radius=orbital_radius)

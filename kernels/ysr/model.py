@@ -15,9 +15,10 @@ import numpy as np
 from .. import _validate as _v
 from ..specs import Spec
 
-__all__ = ["Substrate", "Channel", "Impurity", "SHAPES", "Site", "resolve_sites", "physical_to_dimensionless",
-           "dimensionless_to_physical", "single_energy", "critical_alpha",
-           "DELTA", "GAMMA", "KF", "HBAR_VF", "ALPHA", "BETA", "TIP_RADIUS"]
+__all__ = ["Substrate", "Channel", "Impurity", "SHAPES", "SHAPES_3D", "Site", "resolve_sites",
+           "physical_to_dimensionless", "dimensionless_to_physical", "single_energy", "critical_alpha",
+           "tip_geometry", "DELTA", "GAMMA", "KF", "HBAR_VF", "ALPHA", "BETA", "TIP_RADIUS", "TIP_HEIGHT",
+           "ORBITAL_RADIUS"]
 
 # ----------------------------------------------------------------------------- parameters
 DELTA = Spec("delta", "Δ", "meV", 1.5, (0.2, 3.0), (0.0, 20.0), 0.01, "substrate gap", open_low=True)
@@ -29,7 +30,11 @@ HBAR_VF = Spec("hbar_vf", "ħv_F", "meV·nm", 179.0, (20.0, 800.0), (5.0, 1e4), 
 ALPHA = Spec("alpha", "α", "", 0.7, (0.0, 3.0), (-50.0, 50.0), 0.01, "exchange of a channel, α = πN₀JS/2")
 BETA = Spec("beta", "β", "", 0.3, (-2.0, 2.0), (-50.0, 50.0), 0.01, "potential scattering of a channel, β = πN₀K")
 TIP_RADIUS = Spec("tip_radius", "r_c", "nm", 0.1, (0.0, 1.0), (0.0, 5.0), 0.01,
-                  "tip/orbital size regularising propagators near an impurity (3D: tip height)")
+                  "historical name: the orbital radius in 2D, the tip height in 3D")
+ORBITAL_RADIUS = Spec("orbital_radius", "r_o", "nm", 0.1, (0.0, 1.0), (0.0, 5.0), 0.01,
+                      "orbital radius: map propagators at √(d² + r_o²) (sets m ≠ 0 lobes near the adatom)")
+TIP_HEIGHT = Spec("tip_height", "h", "nm", 0.3, (0.0, 1.0), (0.0, 5.0), 0.01,
+                  "height z of the tip above the impurity plane z = 0 (3D band)")
 
 _R2 = 1.0 / math.sqrt(2.0)
 #: shape → (m, {p: a_p}) with c(θ) = Σ_p a_p e^{ipθ} real and ⟨c²⟩ = 1 (2D harmonics)
@@ -44,6 +49,9 @@ SHAPES: dict[str, tuple[int, dict[int, complex]]] = {
     "dxy": (2, {2: -1j * _R2, -2: 1j * _R2}),
 }
 _ALIASES = {"px": "dxz", "py": "dyz", "dx2y2": "dx2-y2", "dx2-y2": "dx2-y2"}
+_ALIASES_3D = {"dx2y2": "dx2-y2"}
+#: 3D shape → degree l of its real spherical harmonic (p orbitals are l = 1, d orbitals l = 2)
+SHAPES_3D: dict[str, int] = {"s": 0, "px": 1, "py": 1, "dz2": 2, "dxz": 2, "dyz": 2, "dx2-y2": 2, "dxy": 2}
 
 
 @dataclass(frozen=True)
@@ -100,8 +108,22 @@ class Substrate:
 
     @property
     def coherence_length(self) -> float:
-        """ξ = ħv_F/Δ, nm."""
+        """YSR decay length ξ = ħv_F/Δ, nm (the decay length of a state deep in the gap).
+
+        This is π times the BCS coherence length ξ₀ = ħv_F/(πΔ) (:attr:`bcs_coherence_length`);
+        a state at E decays as e^{−r√(Δ² − E²)/ħv_F}.
+        """
         return self.hbar_vf / self.delta
+
+    @property
+    def bcs_coherence_length(self) -> float:
+        """BCS (Pippard) coherence length ξ₀ = ħv_F/(πΔ), nm."""
+        return self.hbar_vf / (math.pi * self.delta)
+
+    @property
+    def fermi_wavelength(self) -> float:
+        """λ_F = 2π/k_F, nm; maps ring with half of it, π/k_F."""
+        return 2.0 * math.pi / self.kf
 
     def with_gamma(self, gamma: float) -> Substrate:
         """The same substrate with Dynes broadening ``gamma`` (meV)."""
@@ -125,16 +147,24 @@ class Channel:
 
 @dataclass(frozen=True)
 class Impurity:
-    """A classical spin at ``position`` (x, y) nm along ``spin`` with scattering ``channels``."""
+    """A classical spin at ``position`` nm along ``spin`` with scattering ``channels``.
 
-    position: tuple[float, float] = (0.0, 0.0)
+    ``position`` is (x, y) — meaning z = 0 — or (x, y, z); a 2D band accepts only z = 0
+    (checked where the substrate is known, :func:`resolve_sites`).
+    """
+
+    position: tuple[float, ...] = (0.0, 0.0)
     spin: tuple[float, float, float] = (0.0, 0.0, 1.0)
     channels: Sequence[Channel] = field(default_factory=lambda: [Channel("s", 0.5, 0.0)])
 
     def __post_init__(self) -> None:
-        pos = tuple(float(_v.scalar("position", p, "nm")) for p in self.position)
-        if len(pos) != 2:
-            raise ValueError(f"position must be (x, y) in nm, got {self.position!r}")
+        try:
+            raw = tuple(self.position)
+        except TypeError:
+            raise ValueError(f"position must be (x, y) or (x, y, z) in nm, got {self.position!r}") from None
+        pos = tuple(float(_v.scalar("position", p, "nm")) for p in raw)
+        if len(pos) not in (2, 3):
+            raise ValueError(f"position must be (x, y) or (x, y, z) in nm, got {self.position!r}")
         s = np.asarray(self.spin, dtype=float)
         if s.shape != (3,) or not np.all(np.isfinite(s)):
             raise ValueError(f"spin must be a finite 3-vector, got {self.spin!r}")
@@ -152,7 +182,8 @@ class Impurity:
 
 @dataclass
 class Site:
-    """One impurity as the solvers see it: position (2,) nm, unit spin direction (3,), merged channels.
+    """One impurity as the solvers see it: position (3,) nm (z = 0 for (x, y)), unit spin direction (3,),
+    merged channels.
 
     ``channels`` is a list of (shape, α, β) with aliases resolved and equal harmonics merged
     (couplings add); channels with α = β = 0 are kept so that cache keys stay stable.
@@ -166,26 +197,34 @@ class Site:
 def resolve_sites(substrate: Substrate, impurities: Sequence[Impurity]) -> list[Site]:
     """Validate ``impurities`` and merge their channels into :class:`Site` records.
 
-    In 2D the dz2 harmonic equals s (isotropic band), so the two merge into one s channel.
-    Raises ``ValueError`` for no impurities, non-Impurity entries, coincident sites, or sites
-    closer than 1/k_F (where the point-scatterer model breaks down).
+    In 2D the dz2 harmonic equals s (isotropic band), so the two merge into one s channel, and
+    px, py have the in-plane harmonics of dxz, dyz (they merge with them).  In 3D every shape is
+    its own real spherical harmonic (px, py are p orbitals, l = 1; :data:`SHAPES_3D`).
+    Raises ``ValueError`` for no impurities, non-Impurity entries, z ≠ 0 on a 2D band,
+    coincident sites, or sites closer than 1/k_F (where the point-scatterer model breaks down).
     """
     if not impurities:
         raise ValueError("at least one impurity is needed")
+    aliases = _ALIASES if substrate.dim == 2 else _ALIASES_3D
     out = []
     for imp in impurities:
         if not isinstance(imp, Impurity):
             raise ValueError(f"expected Impurity objects, got {type(imp).__name__}")
+        xyz = np.zeros(3)
+        xyz[:len(imp.position)] = imp.position
+        if substrate.dim == 2 and xyz[2] != 0.0:
+            raise ValueError(f"impurity position z = {xyz[2]:g} nm on a 2D band: a surface band has no third "
+                             "dimension; give (x, y) or z = 0, or use dim=3")
         merged: dict[str, list[float]] = {}
         for ch in imp.channels:
-            key = _ALIASES.get(ch.shape, ch.shape)
+            key = aliases.get(ch.shape, ch.shape)
             if substrate.dim == 2 and key == "dz2":
                 key = "s"   # identical harmonic in the isotropic 2D model: one channel, couplings add
             acc = merged.setdefault(key, [0.0, 0.0])
             acc[0] += ch.alpha
             acc[1] += ch.beta
         chans = [(k, a, b) for k, (a, b) in merged.items()]   # zero channels kept: stable cache keys
-        out.append(Site(np.asarray(imp.position, float), imp.direction, chans))
+        out.append(Site(xyz, imp.direction, chans))
     pos = np.array([s.position for s in out])
     for i in range(len(out)):
         for j in range(i):
@@ -196,6 +235,51 @@ def resolve_sites(substrate: Substrate, impurities: Sequence[Impurity]) -> list[
                 raise ValueError(f"impurities {j} and {i} are {d:.3g} nm apart, closer than 1/k_F = "
                                  f"{1 / substrate.kf:.3g} nm where the point-scatterer model breaks down")
     return out
+
+
+def tip_geometry(substrate: Substrate, points: np.ndarray, *, tip_radius: float = 0.1,
+                 tip_height: float | None = None, orbital_radius: float | None = None
+                 ) -> tuple[np.ndarray, float]:
+    """Tip positions (P, 3) nm and the map regulariser r_o (nm) from the public keywords.
+
+    Map propagators from a site at R to the tip at r are evaluated at the distance
+    ρ = √(|r − R|² + r_o²), with the angular factors of an m ≠ 0 channel (solid harmonics)
+    divided by ρ^|m|: exact for s channels where |r − R| ≫ r_o, a model (the adatom orbital's
+    radius) within ~r_o of the adatom.
+
+    * 2D band: points (x, y) (or (x, y, 0)); r_o = ``orbital_radius``, else ``tip_radius``
+      (its historical name); ``tip_height`` is refused (a surface band has no height).
+    * 3D band: the tip at (x, y, h) with h = ``tip_height``, else ``tip_radius`` (the historical
+      meaning in 3D); points may also be (x, y, z) with z the height (then ``tip_height`` must be
+      None); r_o = ``orbital_radius``, else 0 (the tip height itself keeps the tip off the site).
+
+    Raises ``ValueError`` naming the bad argument.
+    """
+    rc_legacy = TIP_RADIUS.check(tip_radius)
+    pts = _v.array("points", points)
+    if pts.ndim == 1:
+        pts = pts.reshape(1, -1) if pts.size in (2, 3) else pts.reshape(-1, 2)
+    if pts.shape[-1] not in (2, 3):
+        raise ValueError(f"points must be (x, y) or (x, y, z) rows in nm, got shape {pts.shape}")
+    cols = pts.shape[-1]
+    pts = pts.reshape(-1, cols)
+    out = np.zeros((pts.shape[0], 3))
+    out[:, :cols] = pts
+    if substrate.dim == 2:
+        if tip_height is not None:
+            raise ValueError("tip_height applies to a 3D band: a 2D surface band has no height; regularise "
+                             "the map with orbital_radius")
+        if cols == 3 and np.any(out[:, 2] != 0.0):
+            raise ValueError("points on a 2D band must have z = 0 (a surface band has no third dimension)")
+        rc = ORBITAL_RADIUS.check(orbital_radius) if orbital_radius is not None else rc_legacy
+        return out, rc
+    rc = ORBITAL_RADIUS.check(orbital_radius) if orbital_radius is not None else 0.0
+    if cols == 3:
+        if tip_height is not None:
+            raise ValueError("give the tip height either as the points' z or as tip_height, not both")
+        return out, rc
+    out[:, 2] = TIP_HEIGHT.check(tip_height) if tip_height is not None else rc_legacy
+    return out, rc
 
 
 def physical_to_dimensionless(substrate: Substrate, *, js_half: float, k: float) -> tuple[float, float]:

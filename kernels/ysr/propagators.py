@@ -27,7 +27,7 @@ import numpy as np
 from scipy import special
 
 from .. import nambu
-from .model import SHAPES, Impurity, Site, Substrate, resolve_sites
+from .model import SHAPES, SHAPES_3D, Impurity, Site, Substrate, resolve_sites
 
 __all__ = ["PropagatorSet", "ContinuumPropagators", "make_propagators"]
 
@@ -194,21 +194,62 @@ def _gloc(z: np.ndarray, delta: float) -> np.ndarray:
     return _tau(-np.ones_like(om), np.zeros_like(om), zz, delta)
 
 
-def _y3d(shape: str, x: np.ndarray, y: np.ndarray, zc: np.ndarray, r: np.ndarray) -> tuple[int, np.ndarray]:
-    """Real 3D harmonic (mean-1 normalised over the sphere) and its degree l."""
+def _solid3d(shape: str, x: np.ndarray, y: np.ndarray, zc: np.ndarray) -> tuple[int, np.ndarray]:
+    """Degree l and the solid harmonic r^l·Y(r̂) of a 3D shape (Y real, mean 1 of Y² over the sphere)."""
     if shape == "s":
-        return 0, np.ones_like(r)
+        return 0, np.ones_like(x)
+    if shape == "px":
+        return 1, math.sqrt(3.0) * x
+    if shape == "py":
+        return 1, math.sqrt(3.0) * y
     if shape == "dz2":
-        return 2, (math.sqrt(5.0) / 2.0) * (3.0 * (zc / r) ** 2 - 1.0)
-    if shape in ("dxz", "px"):
-        return 2, math.sqrt(15.0) * x * zc / r ** 2
-    if shape in ("dyz", "py"):
-        return 2, math.sqrt(15.0) * y * zc / r ** 2
+        return 2, (math.sqrt(5.0) / 2.0) * (2.0 * zc * zc - x * x - y * y)
+    if shape == "dxz":
+        return 2, math.sqrt(15.0) * x * zc
+    if shape == "dyz":
+        return 2, math.sqrt(15.0) * y * zc
     if shape == "dx2-y2":
-        return 2, (math.sqrt(15.0) / 2.0) * (x * x - y * y) / r ** 2
+        return 2, (math.sqrt(15.0) / 2.0) * (x * x - y * y)
     if shape == "dxy":
-        return 2, math.sqrt(15.0) * x * y / r ** 2
-    raise ValueError(f"unknown channel shape {shape!r}")
+        return 2, math.sqrt(15.0) * x * y
+    raise ValueError(f"unknown 3D channel shape {shape!r}; use one of {sorted(SHAPES_3D)}")
+
+
+def _y3d(shape: str, x: np.ndarray, y: np.ndarray, zc: np.ndarray, r: np.ndarray) -> tuple[int, np.ndarray]:
+    """Degree l and the regularised real harmonic r^l Y(r̂)/ρ^l at the displacement (x, y, zc), ρ = ``r``.
+
+    With ρ = |d| this is Y(d̂) (mean-1 normalised over the sphere); with the regularised
+    ρ = √(|d|² + r_o²) it goes to 0 as d → 0 for l ≥ 1, like the 2D ((x ± iy)/ρ)^|m|.
+    """
+    ell, solid = _solid3d(shape, x, y, zc)
+    return ell, solid / r ** ell if ell else solid
+
+
+@functools.lru_cache(maxsize=256)
+def _sphere_projection(shape_i: str, shape_j: str, direction: tuple[float, float, float]
+                       ) -> tuple[tuple[int, float], ...]:
+    """(L, ⟨Y_i(k̂) Y_j(k̂) P_L(k̂·D̂)⟩) for the L with a non-zero sphere average (|l_i − l_j| ≤ L ≤ l_i + l_j).
+
+    Product quadrature on the unit sphere (Gauss–Legendre in cos θ × uniform φ), exact for the
+    polynomials of degree ≤ 8 that occur here.
+    """
+    x, w = np.polynomial.legendre.leggauss(8)
+    phi = (np.arange(18) + 0.5) * (2.0 * np.pi / 18)
+    ct, ph = np.meshgrid(x, phi, indexing="ij")
+    st = np.sqrt(1.0 - ct * ct)
+    kx, ky, kz = st * np.cos(ph), st * np.sin(ph), ct
+    wt = (w[:, None] * np.ones_like(phi)[None, :]) / (2.0 * phi.size)
+    li, yi = _solid3d(shape_i, kx, ky, kz)
+    lj, yj = _solid3d(shape_j, kx, ky, kz)
+    cosang = kx * direction[0] + ky * direction[1] + kz * direction[2]
+    out = []
+    for L in range(abs(li - lj), li + lj + 1):
+        if (li + lj + L) % 2:
+            continue
+        c = float(np.sum(wt * yi * yj * special.eval_legendre(L, cosang)))
+        if abs(c) > 1e-13:
+            out.append((L, c))
+    return tuple(out)
 
 
 RadialFn = Callable[[int, np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -224,8 +265,6 @@ class ContinuumPropagators(PropagatorSet):
 
     def __init__(self, substrate: Substrate, impurities: Sequence[Impurity]) -> None:
         super().__init__(substrate, impurities)
-        if substrate.dim == 3 and len(self.sites) > 1 and any(k != "s" for s in self.sites for k, _, _ in s.channels):
-            raise ValueError("3D inter-site coupling is implemented for s channels only")
 
     # ---- channel space
     def channel_matrix(self, z: np.ndarray) -> np.ndarray:
@@ -247,10 +286,9 @@ class ContinuumPropagators(PropagatorSet):
         """τ-block (E, 2, 2) of the propagator from channel (j, shape_j) to channel (i, shape_i)."""
         sub = self.substrate
         d = self.sites[i].position - self.sites[j].position
-        r = float(np.hypot(*d))
         if sub.dim == 3:
-            a, b = _radial(sub, 0, r, z)
-            return _tau(a, b, z, sub.delta)
+            return self._intersite_3d(shape_i, shape_j, d, z)
+        r = float(np.hypot(d[0], d[1]))
         mi, ai = SHAPES[shape_i]
         mj, aj = SHAPES[shape_j]
         phi = math.atan2(d[1], d[0])
@@ -265,6 +303,25 @@ class ContinuumPropagators(PropagatorSet):
                 acc += ap * aq * cache[nn]
         return (1j ** mi) * ((-1j) ** mj) * acc
 
+    def _intersite_3d(self, shape_i: str, shape_j: str, d: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """3D τ-block from channel j to channel i at the displacement d = R_i − R_j (on-shell model):
+
+            𝒢_ij(d) = i^{l_i} (−i)^{l_j} Σ_L (2L + 1) i^L ⟨Y_i Y_j P_L(k̂·d̂)⟩ f_L(|d|),
+
+        the plane-wave expansion e^{ik·d} = Σ_L (2L + 1) i^L j_L(kd) P_L(k̂·d̂) with the form factors
+        (−i)^l Y(k̂) of real orbitals and the radial integral of each L by its Fermi-surface poles
+        (f_L, as for the map propagators).  For s–s it is the exact f₀; for s–μ it is the map
+        propagator Y_μ(d̂) f_l of channel μ evaluated at the other site.
+        """
+        sub = self.substrate
+        r = float(np.linalg.norm(d))
+        li, lj = SHAPES_3D[shape_i], SHAPES_3D[shape_j]
+        acc = np.zeros(z.shape + (2, 2), dtype=complex)
+        for L, c in _sphere_projection(shape_i, shape_j, tuple(float(x) for x in d / r)):
+            a, b = _radial(sub, L, r, z)
+            acc += (2 * L + 1) * c * (1j ** (li - lj + L)) * _tau(a, b, z, sub.delta)
+        return acc
+
     def local_green(self, z: np.ndarray) -> np.ndarray:
         """g_loc(z) ⊗ σ₀, (E, 4, 4)."""
         z = np.atleast_1d(np.asarray(z, dtype=complex))
@@ -273,15 +330,14 @@ class ContinuumPropagators(PropagatorSet):
     # ---- maps
     def map_blocks(self, points: np.ndarray, z: np.ndarray, tip_radius: float) -> tuple[np.ndarray, np.ndarray]:
         """τ-blocks of Φ and Φ̄ per channel, (P, E, C, 2, 2) each (the spin structure is ⊗ σ₀)."""
-        pts = np.asarray(points, dtype=float).reshape(-1, 2)
+        pts, rc = self.tip_points(points, tip_radius)
         z = np.atleast_1d(np.asarray(z, dtype=complex))
         C = len(self.index)
         phi_t = np.zeros((pts.shape[0], z.size, C, 2, 2), dtype=complex)
         phib_t = np.zeros_like(phi_t)
         for c, (i, shape) in enumerate(self.index):
-            dx = pts[:, 0] - self.sites[i].position[0]
-            dy = pts[:, 1] - self.sites[i].position[1]
-            A, B, Ab, Bb = self._map_coeffs(shape, dx, dy, z, tip_radius)
+            dx, dy, dz = (pts - self.sites[i].position).T
+            A, B, Ab, Bb = self._map_coeffs(shape, dx, dy, z, rc, dz=dz)
             zz = z[None, :]
             phi_t[:, :, c] = _tau(A, B, zz, self.substrate.delta)
             phib_t[:, :, c] = _tau(Ab, Bb, zz, self.substrate.delta)
@@ -297,10 +353,18 @@ class ContinuumPropagators(PropagatorSet):
         return phi, phib
 
     def _map_coeffs(self, shape: str, dx: np.ndarray, dy: np.ndarray, z: np.ndarray, rc: float,
-                    radial: RadialFn | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Without SOC every propagator is A·(z + Δτ_x)/Ω + B·τ_z: return (A, B) of Φ and of Φ̄, (P, E)."""
+                    radial: RadialFn | None = None, dz: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Without SOC every propagator is A·(z + Δτ_x)/Ω + B·τ_z: return (A, B) of Φ and of Φ̄, (P, E).
+
+        (dx, dy, dz) is the tip's displacement from the site (dz = 0 in 2D), ``rc`` the orbital
+        radius r_o: radial functions at ρ = √(|d|² + r_o²), angular factors (solid harmonics)
+        divided by ρ^|m|.
+        """
         sub = self.substrate
-        d2 = dx * dx + dy * dy
+        if dz is None:
+            dz = np.zeros_like(dx)
+        d2 = dx * dx + dy * dy + dz * dz
         rho = np.sqrt(d2 + rc * rc)
         onsite = rho == 0.0
         rr = np.where(onsite, 1.0, rho)[:, None]
@@ -309,7 +373,7 @@ class ContinuumPropagators(PropagatorSet):
             def radial(n: int, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                 return _radial(sub, n, r, zz)
         if sub.dim == 3:
-            ell, y = _y3d(shape, dx, dy, np.full_like(dx, rc), np.where(onsite, 1.0, rho))
+            ell, y = _y3d(shape, dx, dy, dz, np.where(onsite, 1.0, rho))
             a, b = radial(ell, rr)
             A, B = a * y[:, None], b * y[:, None]
             if np.any(onsite):                     # g_loc = −(z + Δτ_x)/Ω for s, 0 otherwise
@@ -350,9 +414,8 @@ class ContinuumPropagators(PropagatorSet):
         Pair with :meth:`reduce_t` (the spin-traced t).
         """
         taus = _taus(part)
-        pts = np.asarray(points, dtype=float).reshape(-1, 2)
+        pts, rc = self.tip_points(points, tip_radius)
         z = np.atleast_1d(np.asarray(z, dtype=complex))
-        rc = float(tip_radius)
         C = len(self.index)
         om = _omega(z, self.substrate.delta)
         mz, md = (z / om)[None, :], (self.substrate.delta / om)[None, :]
@@ -375,9 +438,8 @@ class ContinuumPropagators(PropagatorSet):
         rows = {t: np.empty((pts.shape[0], z.size, 2 * C), dtype=complex) for t in taus}
         cols = {t: np.empty((pts.shape[0], z.size, 2 * C), dtype=complex) for t in taus}
         for c, (i, shape) in enumerate(self.index):
-            dx = pts[:, 0] - self.sites[i].position[0]
-            dy = pts[:, 1] - self.sites[i].position[1]
-            A, B, Ab, Bb = self._map_coeffs(shape, dx, dy, z, rc, radial_for(i))
+            dx, dy, dz = (pts - self.sites[i].position).T
+            A, B, Ab, Bb = self._map_coeffs(shape, dx, dy, z, rc, radial_for(i), dz=dz)
             for t in taus:
                 sgn = 1.0 if t == 0 else -1.0
                 ad, bd = A * md, Ab * md
@@ -392,8 +454,7 @@ class ContinuumPropagators(PropagatorSet):
     def _tabulated_radial(self, pts: np.ndarray, z: np.ndarray, rc: float, points_per_wavelength: int = 64
                           ) -> Callable[..., RadialFn | None]:
         """Per site, a radial provider interpolating f_n(ρ) from a table (4-point Lagrange)."""
-        rhos = [np.sqrt((pts[:, 0] - s.position[0]) ** 2 + (pts[:, 1] - s.position[1]) ** 2 + rc * rc)
-                for s in self.sites]
+        rhos = [np.sqrt(np.sum((pts - s.position) ** 2, axis=1) + rc * rc) for s in self.sites]
         allr = np.concatenate(rhos)
         pos = allr[allr > 0]
         if pos.size == 0:
@@ -433,13 +494,16 @@ class ContinuumPropagators(PropagatorSet):
 
     def radial_profile(self, points: np.ndarray, tip_radius: float
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """One impurity whose channels are all isotropic (s, dz2), r_c > 0 and ≥ 400 points: a radial
-        grid with k_F-resolved steps, when it is at most a quarter of the points; else None."""
-        pts = np.asarray(points, dtype=float).reshape(-1, 2)
-        if len(self.sites) != 1 or tip_radius <= 0.0 or pts.shape[0] < 400:
+        """One impurity whose channels are all isotropic about z (s, dz2), ≥ 400 tip positions at one
+        height, never on the site: a radial grid with k_F-resolved steps, when it is at most a quarter
+        of the points; else None.  The profile's points are centre + (radius, 0, 0) (3 columns)."""
+        pts, rc = self.tip_points(points, tip_radius)
+        if len(self.sites) != 1 or pts.shape[0] < 400 or np.ptp(pts[:, 2]) > 0.0:
             return None
         site = self.sites[0]
         if any(k not in ("s", "dz2") for k, _, _ in site.channels):
+            return None
+        if rc <= 0.0 and pts[0, 2] == site.position[2]:
             return None
         d = np.hypot(pts[:, 0] - site.position[0], pts[:, 1] - site.position[1])
         h = 2.0 * np.pi / self.substrate.kf / 48.0
@@ -447,7 +511,26 @@ class ContinuumPropagators(PropagatorSet):
         if n > pts.shape[0] // 4:
             return None
         grid = max(d.min() - 2 * h, 0.0) + h * np.arange(n)
-        return site.position, grid, d
+        return np.array([site.position[0], site.position[1], pts[0, 2]]), grid, d
+
+    def tip_points(self, points: np.ndarray, tip_radius: float) -> tuple[np.ndarray, float]:
+        """Tip positions (P, 3) nm and the regulariser r_o (nm) for the propagators.
+
+        3-column points are full positions and ``tip_radius`` is r_o.  2-column points keep the
+        historical meaning: z = 0 and r_o = ``tip_radius`` on a 2D band; on a 3D band the tip at
+        height z = ``tip_radius`` and r_o = 0 (use :func:`gapscope.kernels.ysr.model.tip_geometry`
+        to set the height and the orbital radius separately).
+        """
+        pts = np.asarray(points, dtype=float)
+        cols = pts.shape[-1] if pts.ndim >= 1 and pts.shape[-1] in (2, 3) else 2
+        pts = pts.reshape(-1, cols)
+        rc = float(tip_radius)
+        out = np.zeros((pts.shape[0], 3))
+        out[:, :cols] = pts
+        if cols == 3 or self.substrate.dim == 2:
+            return out, rc
+        out[:, 2] = rc
+        return out, 0.0
 
 
 def make_propagators(substrate: Substrate, impurities: Sequence[Impurity]) -> PropagatorSet:

@@ -13,9 +13,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy.optimize import brentq
 
-from .. import _validate as _v
 from .. import nambu
-from .model import TIP_RADIUS, Impurity, Substrate
+from .model import Impurity, Substrate, tip_geometry
 from .propagators import PropagatorSet, make_propagators
 
 __all__ = ["v", "vinv", "solve_t", "energies", "residue_maps"]
@@ -110,17 +109,20 @@ def energies(substrate: Substrate, impurities: Sequence[Impurity]) -> np.ndarray
 
 
 def residue_maps(substrate: Substrate, impurities: Sequence[Impurity], points: np.ndarray, *,
-                 tip_radius: float = 0.0, part: str = "electron") -> tuple[np.ndarray, np.ndarray]:
+                 tip_radius: float = 0.0, part: str = "electron", tip_height: float | None = None,
+                 orbital_radius: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Spectral weight W(r) of each YSR state ("wavefunction" maps), Γ = 0.
 
     Returns (E, W) with E the signed roots in (−Δ, Δ) (meV, ascending) and W of shape
     (n_points, n_roots): ρ_part(r, ω) ≃ Σ W δ(ω − E) near each root, 1/meV (spin-summed;
     ``part`` "electron", "hole" or "total").  Degenerate roots share their weight equally.
-    With Dynes Γ > 0 a peak has height ≈ W/(πΓ).
+    With Dynes Γ > 0 a peak has height ≈ W/(πΓ).  Points (x, y) or, in 3D, (x, y, z), and the
+    geometry keywords as in :meth:`gapscope.kernels.ysr.Engine.ldos` (here ``tip_radius``
+    defaults to 0).
     """
     nambu.tau_projector(part)
-    rc = TIP_RADIUS.check(tip_radius)
-    pts = _v.array("points", points).reshape(-1, 2)
+    pts, rc = tip_geometry(substrate, points, tip_radius=tip_radius, tip_height=tip_height,
+                           orbital_radius=orbital_radius)
     sub = substrate.with_gamma(0.0)
     prop = make_propagators(sub, impurities)
     if prop.n == 0:

@@ -5,7 +5,7 @@ import pytest
 from scipy import integrate
 from scipy.optimize import brentq
 
-from gapscope.kernels import gap
+from gapscope.kernels import gap, matsubara
 from gapscope.kernels.constants import BCS_RATIO, KB
 
 
@@ -126,3 +126,73 @@ def test_fit_tc_noise_within_errors_and_fixed_ratio_bias():
     assert abs(pulls.mean()) < 0.6 and 0.5 < pulls.std() < 1.6
     biased = gap.fit_tc_detailed(T, truth, fixed_ratio=2 * BCS_RATIO)
     assert biased.tc > 7.3          # forcing weak coupling on strong-coupling data biases T_c up
+
+
+# ------------------------------------------------------------------ anisotropic and d-wave gaps
+def fermi_circle(symmetry, a=0.0, m=256):
+    """g(φ) on a uniform midpoint grid of the Fermi circle (exponentially accurate for smooth integrands)."""
+    phi = (np.arange(m) + 0.5) * 2 * np.pi / m
+    return {"anisotropic_s": 1 + a * np.cos(phi), "dwave": np.cos(2 * phi), "dynes": np.ones(m)}[symmetry]
+
+
+def matsubara_gap(T, tc, g, n_freq=2000):
+    """Δ(T) in meV of the separable weak-coupling gap g(φ) from the Matsubara sum, with kernels/matsubara.py:
+
+    ln(T_c/T) = π k_BT Σ_{n∈ℤ} ⟨g²[1/|ω_n| − 1/√(ω_n² + Δ²g²)]⟩/⟨g²⟩ + Δ²⟨g⁴⟩/(4ω_c²⟨g²⟩)   (tail beyond ω_c).
+    """
+    wc = 2 * np.pi * KB * T * n_freq            # an even multiple of πk_BT: the sum is a midpoint rule
+    g2 = g * g
+
+    def eq(d):
+        s = matsubara.fermionic_sum(
+            lambda w: (g2[None, :] * (1 / np.abs(w)[:, None] - 1 / np.sqrt(w[:, None] ** 2 + d * d * g2[None, :])))
+            .mean(axis=1), temperature=T, omega_c=wc)
+        tail = d * d * np.mean(g2 * g2) / (4 * wc * wc)
+        return (np.pi * s + tail) / g2.mean() - np.log(tc / T)
+    return brentq(eq, 1e-9, 10 * KB * tc, xtol=1e-15, rtol=1e-13)
+
+
+@pytest.mark.parametrize("symmetry,a,ratio", [("dynes", 0.0, 3.5278), ("dwave", 0.0, 4.2794),
+                                              ("anisotropic_s", 0.3, 3.3079), ("anisotropic_s", 1.4, None)])
+def test_anisotropic_gaps_against_an_independent_matsubara_solution(symmetry, a, ratio):
+    """Δ(T)/k_BT_c of the kernel = (ratio/2)·δ(t) against the Matsubara sum at every t: shape and ratio together."""
+    tc = 7.1
+    g = fermi_circle(symmetry, a)
+    r = gap.weak_coupling_ratio(symmetry=symmetry, anisotropy=a)
+    if ratio is not None:
+        assert r == pytest.approx(ratio, abs=1e-4)
+    d0 = gap.delta0_from_ratio(tc=tc, ratio=r)
+    for t in (0.08, 0.3, 0.5, 0.7, 0.9, 0.97):
+        ours = float(gap.bcs_gap(t * tc, delta0=d0, tc=tc, symmetry=symmetry, anisotropy=a))
+        assert ours == pytest.approx(matsubara_gap(t * tc, tc, g), rel=2e-6, abs=1e-9), t
+
+
+def test_weak_coupling_ratios_from_the_fermi_surface_average_by_quadrature():
+    """2Δ₀/k_BT_c = 2πe^{−γ} exp(−⟨g² ln|g|⟩/⟨g²⟩), the averages by adaptive quadrature over φ."""
+    def ratio(g):
+        num = integrate.quad(lambda p: g(p) ** 2 * np.log(abs(g(p))) if g(p) != 0 else 0.0, 0, 2 * np.pi,
+                             limit=400, points=[np.pi / 4, 3 * np.pi / 4, 5 * np.pi / 4, 7 * np.pi / 4])[0]
+        den = integrate.quad(lambda p: g(p) ** 2, 0, 2 * np.pi)[0]
+        return 2 * np.pi * np.exp(-0.5772156649015329) * np.exp(-num / den)
+    assert gap.weak_coupling_ratio(symmetry="d") == pytest.approx(ratio(lambda p: np.cos(2 * p)), rel=1e-9)
+    for a in (0.1, 0.3, 0.6, 0.95):
+        assert gap.weak_coupling_ratio(symmetry="anisotropic_s", anisotropy=a) == pytest.approx(
+            ratio(lambda p, a=a: 1 + a * np.cos(p)), rel=1e-9)
+    assert gap.weak_coupling_ratio() == pytest.approx(2 * BCS_RATIO, rel=1e-14)
+    assert gap.weak_coupling_ratio(symmetry="anisotropic_s", anisotropy=0.0) == pytest.approx(2 * BCS_RATIO)
+
+
+def test_shapes_differ_from_bcs_and_the_default_is_unchanged():
+    t = np.array([0.3, 0.5, 0.7])
+    bcs = gap.reduced_gap(t)
+    np.testing.assert_array_equal(gap.reduced_gap(t, symmetry="s"), bcs)
+    np.testing.assert_allclose(gap.reduced_gap(t, symmetry="anisotropic_s", anisotropy=0.0), bcs, atol=1e-14)
+    d = gap.reduced_gap(t, symmetry="d")
+    assert np.all(d < bcs - 0.005)                          # nodes: quasiparticles at any T lower Δ(T)/Δ₀
+    assert gap.reduced_gap(0.0, symmetry="d") == 1.0 and gap.reduced_gap(1.0, symmetry="d") == 0.0
+    with pytest.raises(ValueError, match="symmetry must be one of"):
+        gap.reduced_gap(0.5, symmetry="two_gap")
+    with pytest.raises(ValueError, match="symmetry must be one of"):
+        gap.weak_coupling_ratio(symmetry="f-wave")
+    with pytest.raises(ValueError, match="anisotropy"):
+        gap.bcs_gap(1.0, delta0=1.0, tc=7.0, symmetry="anisotropic_s", anisotropy=11.0)

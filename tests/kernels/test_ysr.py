@@ -366,3 +366,204 @@ def test_sample_dos_checks_and_staleness():
     eng.update(SUB, [s_imp(alpha=0.9)])
     with pytest.raises(RuntimeError, match="sample_dos again"):
         sd(np.array([0.5]))
+
+
+# ------------------------------------------------------------------ 3D positions, tip height, p orbitals
+SUB3 = ysr.Substrate(dim=3, kf=10.0, hbar_vf=179.0, delta=1.5, gamma=0.02)
+
+
+def g0_closed_3d(sub, r, z):
+    """Exact 3D parabolic-band g₀(r) τ-block (E, 2, 2) in closed form (no Bessel functions):
+    −(1/2k_F r){(z + Δτ_x)/(iΩ)[e^{iq₊r} − e^{−iq₋r}] + τ_z[e^{iq₊r} + e^{−iq₋r}]}."""
+    d, kf = sub.delta, sub.kf
+    om = np.sqrt(d * d - z * z)
+    k2 = 2 * kf * om / sub.hbar_vf
+    qp, qm = np.sqrt(kf ** 2 + 1j * k2), np.sqrt(kf ** 2 - 1j * k2)
+    ep, em = np.exp(1j * qp * r), np.exp(-1j * qm * r)
+    A, B = -(ep - em) / (2j * kf * r * om), -(ep + em) / (2 * kf * r)
+    out = np.zeros(z.shape + (2, 2), complex)
+    out[..., 0, 0], out[..., 1, 1] = A * z + B, A * z - B
+    out[..., 0, 1] = out[..., 1, 0] = A * d
+    return out
+
+
+_S3, _S5, _S15 = np.sqrt(3), np.sqrt(5), np.sqrt(15)
+#: solid harmonics r^l Y(r̂) as polynomials {(i, j, k): c} for c x^i y^j z^k (mean-1 normalised Y)
+SOLID = {"s": {(0, 0, 0): 1.0}, "px": {(1, 0, 0): _S3}, "py": {(0, 1, 0): _S3},
+         "dz2": {(0, 0, 2): _S5, (2, 0, 0): -_S5 / 2, (0, 2, 0): -_S5 / 2}, "dxz": {(1, 0, 1): _S15},
+         "dyz": {(0, 1, 1): _S15}, "dx2-y2": {(2, 0, 0): _S15 / 2, (0, 2, 0): -_S15 / 2}, "dxy": {(1, 1, 0): _S15}}
+DEGREE = {"s": 0, "px": 1, "py": 1, "dz2": 2, "dxz": 2, "dyz": 2, "dx2-y2": 2, "dxy": 2}
+
+
+def derivative_orbital_element(sub, mu, nu, D, z, h=2e-3):
+    """⟨χ_μ|G₀|χ_ν⟩/k_F^{l_μ+l_ν} for orbitals χ = P(∇)δ (P the solid harmonic) — the same shapes with form
+    factors P(ik) instead of the on-shell (−i)^l Y(k̂)k_F^l, so equal to the model up to O(Δ/E_F):
+    (−1)^{l_ν} k_F^{−(l_μ+l_ν)} P_μ(∇)P_ν(∇) g₀(D), by 4th-order finite differences of the closed-form g₀."""
+    st = {0: ([0], [1.0]), 1: ([-2, -1, 1, 2], [1 / 12, -2 / 3, 2 / 3, -1 / 12]),
+          2: ([-2, -1, 0, 1, 2], [-1 / 12, 4 / 3, -5 / 2, 4 / 3, -1 / 12])}
+
+    def stencil(n):
+        if n <= 2:
+            return np.array(st[n][0]), np.array(st[n][1]) / h ** n
+        o1, c1 = stencil(n - 2)
+        o2, c2 = stencil(2)
+        acc = {}
+        for a, ca in zip(o1, c1, strict=True):
+            for b, cb in zip(o2, c2, strict=True):
+                acc[a + b] = acc.get(a + b, 0.0) + ca * cb
+        keys = sorted(acc)
+        return np.array(keys), np.array([acc[k] for k in keys])
+
+    total = 0
+    for e1, c1 in SOLID[mu].items():
+        for e2, c2 in SOLID[nu].items():
+            (ox, cx), (oy, cy), (oz, cz) = (stencil(a + b) for a, b in zip(e1, e2, strict=True))
+            for i, wx in zip(ox, cx, strict=True):
+                for j, wy in zip(oy, cy, strict=True):
+                    for k, wz in zip(oz, cz, strict=True):
+                        total = total + c1 * c2 * wx * wy * wz * g0_closed_3d(sub, np.linalg.norm(
+                            D + h * np.array([i, j, k])), z)
+    return (-1) ** DEGREE[nu] * total / sub.kf ** (DEGREE[mu] + DEGREE[nu])
+
+
+def test_3d_positions_take_z_and_give_the_3d_answer():
+    assert ysr.Impurity((0.1, 0.2)).position == (0.1, 0.2)
+    assert ysr.Impurity((0.1, 0.2, 0.3)).position == (0.1, 0.2, 0.3)
+    e_x = ysr.energies(SUB3, [s_imp((0, 0)), s_imp((0.45, 0.0))])
+    e_z = ysr.energies(SUB3, [s_imp((0, 0, 0)), s_imp((0, 0, 0.45))])               # along z: same 3D distance
+    e_d = ysr.energies(SUB3, [s_imp((0, 0)), s_imp((0.3, -0.2, np.sqrt(0.45 ** 2 - 0.13)))])
+    np.testing.assert_allclose(e_z, e_x, atol=1e-12)
+    np.testing.assert_allclose(e_d, e_x, atol=1e-12)
+    np.testing.assert_allclose(ysr.energies(SUB3, [s_imp((0, 0)), s_imp((0.45, 0.0, 0.0))]), e_x, atol=0)
+    # a site at z = 0.25 seen by a tip at height 0.4 equals a site at z = 0 seen at height 0.15
+    w = np.linspace(-2, 2, 21)
+    pts = np.array([[0.0, 0.0], [0.3, -0.1], [0.8, 0.5]])
+    up = ysr.ldos(SUB3, [s_imp((0.0, 0.0, 0.25))], pts, w, tip_height=0.4)
+    np.testing.assert_allclose(up, ysr.ldos(SUB3, [s_imp()], pts, w, tip_height=0.15), rtol=1e-12)
+    # and the s-channel LDOS is the closed-form g₀ at the 3D distance, through the full-matrix reference
+    np.testing.assert_allclose(up, ref.ldos(SUB3, [s_imp()], pts, w, tip_radius=0.15), rtol=1e-10)
+    with pytest.raises(ValueError, match="2D band"):
+        ysr.energies(NB2D, [s_imp((0.0, 0.0, 0.1))])
+    with pytest.raises(ValueError, match=r"\(x, y\) or \(x, y, z\)"):
+        ysr.Impurity((0.0, 0.0, 0.0, 1.0))
+
+
+def test_tip_height_is_separate_from_the_orbital_radius():
+    w = np.linspace(-2, 2, 13)
+    pts = np.array([[0.0, 0.0], [0.25, 0.1], [0.7, -0.3]])
+    imp = [s_imp()]
+    h, ro = 0.2, 0.15
+    by_height = ysr.ldos(SUB3, imp, pts, w, tip_height=h)
+    np.testing.assert_allclose(by_height, ysr.ldos(SUB3, imp, np.c_[pts, np.full(3, h)], w), rtol=1e-13)
+    np.testing.assert_allclose(by_height, ysr.ldos(SUB3, imp, pts, w, tip_radius=h), rtol=1e-13)   # historical
+    # s channel: only ρ = √(d² + h² + r_o²) matters; a d channel sees the height in its angular factor, not r_o
+    np.testing.assert_allclose(ysr.ldos(SUB3, imp, pts, w, tip_height=h, orbital_radius=ro),
+                               ysr.ldos(SUB3, imp, pts, w, tip_radius=np.hypot(h, ro)), rtol=1e-12)
+    dxz = [ysr.Impurity(channels=[ysr.Channel("dxz", 0.8, 0.1)])]
+    assert not np.allclose(ysr.ldos(SUB3, dxz, pts, w, tip_height=h, orbital_radius=ro),
+                           ysr.ldos(SUB3, dxz, pts, w, tip_radius=np.hypot(h, ro)), rtol=1e-3)
+    with pytest.raises(ValueError, match="tip_height applies to a 3D band"):
+        ysr.ldos(SUB, imp, pts, w, tip_height=0.2)
+    with pytest.raises(ValueError, match="tip_height must lie in"):
+        ysr.ldos(SUB3, imp, pts, w, tip_height=-0.1)
+    with pytest.raises(ValueError, match="orbital_radius must lie in"):
+        ysr.Engine(SUB3, imp).sample_dos((0.1, 0.0), orbital_radius=-1.0)
+    np.testing.assert_allclose(ysr.Engine(SUB3, imp).sample_dos((0.25, 0.1, h))(w), by_height[1], rtol=1e-13)
+
+
+def test_px_in_3d_is_a_p_orbital():
+    z = np.array([0.4 + 0.02j, 1.7 + 0.02j])
+    sub = ysr.Substrate(dim=3, kf=10.0, hbar_vf=2000.0, delta=1.5, gamma=0.02)
+    prop = ysr.ContinuumPropagators(sub, [ysr.Impurity(channels=[ysr.Channel("px", 0.7, 0.1)])])
+    pts = np.array([[0.31, -0.12, 0.0], [0.05, 0.4, 0.2], [-0.6, 0.3, 0.1]])
+    phi, phib = prop.map_blocks(pts, z, 0.0)
+    for p, blk, blkb in zip(pts, phi[:, :, 0], phib[:, :, 0], strict=True):
+        ref_p = derivative_orbital_element(sub, "s", "px", p, z)      # −(√3/k_F) ∂_x g₀, l = 1
+        np.testing.assert_allclose(blk, ref_p, atol=1e-3 * np.abs(ref_p).max())
+        np.testing.assert_allclose(blkb, ref_p, atol=1e-3 * np.abs(ref_p).max())
+    # in the plane of the adatom (tip height 0) a px channel shows cos²φ lobes; dxz vanishes there
+    phi_ring = np.linspace(0, 2 * np.pi, 37)
+    ring = 0.9 * np.c_[np.cos(phi_ring), np.sin(phi_ring)]
+    Wp = ysr.residue_maps(SUB3, [ysr.Impurity(channels=[ysr.Channel("px", 0.8, 0.0)])], ring, tip_height=0.0)[1]
+    np.testing.assert_allclose(Wp[:, -1] / Wp[:, -1].max(), np.cos(phi_ring) ** 2, atol=1e-9)
+    Wd = ysr.residue_maps(SUB3, [ysr.Impurity(channels=[ysr.Channel("dxz", 0.8, 0.0)])], ring, tip_height=0.0)[1]
+    assert np.abs(Wd).max() < 1e-12 * np.abs(Wp).max()
+    # a px and a dxz channel of one 3D site are two channels (in 2D their in-plane harmonics merge)
+    both = [ysr.Impurity(channels=[ysr.Channel("px", 0.8, 0.0), ysr.Channel("dxz", 0.5, 0.0)])]
+    assert ysr.energies(SUB3, both).size == 2 and ysr.energies(NB2D, both).size == 1
+
+
+@pytest.mark.parametrize("mu,nu", [("s", "px"), ("px", "s"), ("px", "px"), ("px", "dxz"), ("dxz", "dyz"),
+                                   ("dz2", "dz2"), ("py", "dx2-y2"), ("s", "dxy")])
+def test_3d_intersite_coupling_of_orbital_channels(mu, nu):
+    """The on-shell Gaunt/Legendre channel matrix against derivatives of the exact s propagator (orbitals P(∇)δ),
+    equal up to O(Δ/E_F) = 1.5e-4 here."""
+    sub = ysr.Substrate(dim=3, kf=10.0, hbar_vf=2000.0, delta=1.5)
+    D = np.array([0.31, -0.17, 0.22])
+    z = np.array([0.4 + 0.0j, 1.1 + 0.03j])
+    imps = [ysr.Impurity(tuple(D), channels=[ysr.Channel(mu, 0.5, 0.1)]),
+            ysr.Impurity((0.0, 0.0, 0.0), channels=[ysr.Channel(nu, 0.6, 0.0)])]
+    G = ysr.ContinuumPropagators(sub, imps).channel_matrix(z)
+    ours = G[:, 0:4:2, 4:8:2]                          # τ-block from ν at the origin to μ at D (spin ↑ rows)
+    expected = derivative_orbital_element(sub, mu, nu, D, z)
+    np.testing.assert_allclose(ours, expected, atol=1e-3 * np.abs(expected).max())
+
+
+def test_3d_orbital_dimers_hermitian_and_rotation_invariant():
+    imps = [ysr.Impurity((0, 0, 0), (0, 0, 1), [ysr.Channel("px", .5, .1), ysr.Channel("dxz", .4, 0),
+                                                 ysr.Channel("dz2", .3, .1)]),
+            ysr.Impurity((0.3, 0.2, 0.25), (1, 0, 0), [ysr.Channel("py", .5, .1), ysr.Channel("s", .6, 0),
+                                                       ysr.Channel("dxy", .3, .1)])]
+    G = ysr.ContinuumPropagators(SUB3.with_gamma(0.0), imps).channel_matrix(np.array([0.3 + 0j, -0.9 + 0j]))
+    np.testing.assert_allclose(G, np.conj(np.swapaxes(G, 1, 2)), atol=1e-14)    # A(ω) Hermitian in the gap
+    for a, b, da, db in [("px", "py", (0.45, 0, 0), (0, 0.45, 0)), ("dxz", "dyz", (0.45, 0, 0), (0, 0.45, 0)),
+                         ("dxz", "dxz", (0.45, 0, 0), (-0.45, 0, 0))]:                 # rotations about z
+        e1 = ysr.energies(SUB3, [ysr.Impurity((0, 0, 0), channels=[ysr.Channel(a, 0.7, 0.3)]),
+                                 ysr.Impurity(da, channels=[ysr.Channel(a, 0.9, 0.1)])])
+        e2 = ysr.energies(SUB3, [ysr.Impurity((0, 0, 0), channels=[ysr.Channel(b, 0.7, 0.3)]),
+                                 ysr.Impurity(db, channels=[ysr.Channel(b, 0.9, 0.1)])])
+        np.testing.assert_allclose(e1, e2, atol=1e-10)
+        assert e1.size == 2 and e1[1] - e1[0] > 1e-3                                   # they do couple
+
+
+# ------------------------------------------------------------------ the map regulariser
+RADII = (0.2, 0.1, 0.05, 0.025, 0.0125)
+
+
+@pytest.mark.parametrize("shape", ["s", "dxz", "dxy"])
+def test_2d_maps_converge_as_the_orbital_radius_is_refined_away_from_the_adatom(shape):
+    """Where d ≫ r_o the map converges to the r_o = 0 value at O(r_o²) (differences shrink ~4× per halving)."""
+    imps = [ysr.Impurity(channels=[ysr.Channel(shape, 0.8, 0.2)])]
+    e0 = ysr.single_energy(alpha=0.8, beta=0.2, delta=1.5)
+    pts = np.array([[0.3, 0.1], [0.6, 0.3], [1.2, -0.4]])
+    rows = np.array([ysr.ldos(SUB, imps, pts, [-e0, e0], orbital_radius=r) for r in RADII + (0.0,)])
+    err = np.abs(rows[:-1] - rows[-1]).max(axis=(1, 2))
+    ratios = err[1:-1] / err[2:]                               # from r_o = 0.1 nm (≤ d/3) on: asymptotic
+    assert np.all((ratios > 3.0) & (ratios < 5.0)), ratios
+    richardson = rows[-2] + (rows[-2] - rows[-3]) / 3.0        # O(r_o²) extrapolation to r_o = 0
+    np.testing.assert_allclose(richardson, rows[-1], atol=1e-3 * np.abs(rows[-1]).max())
+
+
+def test_3d_maps_with_a_tip_height_converge_everywhere():
+    """With the tip at a physical height the map is finite above the adatom too and needs no regulariser."""
+    for shape in ("s", "px", "dxz"):
+        imps = [ysr.Impurity(channels=[ysr.Channel(shape, 0.8, 0.2)])]
+        e0 = ysr.single_energy(alpha=0.8, beta=0.2, delta=1.5)
+        pts = np.array([[0.0, 0.0], [0.1, 0.05], [0.3, 0.1], [0.6, 0.3]])
+        rows = np.array([ysr.ldos(SUB3, imps, pts, [e0], tip_height=0.2, orbital_radius=r)[:, 0]
+                         for r in RADII + (0.0,)])
+        err = np.abs(rows[1:-1] - rows[-1]).max(axis=1)          # r_o ≤ h/2 = 0.1 nm
+        assert np.all(err[1:] < err[:-1] / 3.0), (shape, err)
+        richardson = rows[-2] + (rows[-2] - rows[-3]) / 3.0
+        np.testing.assert_allclose(richardson, rows[-1], atol=1e-3 * np.abs(rows[-1]).max())
+
+
+def test_2d_m_nonzero_intensity_near_the_adatom_is_set_by_the_orbital_radius():
+    """The model part: within r_o of the adatom an m ≠ 0 channel's peak follows r_o (its on-shell propagator
+    grows as (k_F d)^−|m|), so there is nothing to converge to; its documented value at r_o = 0 on the site is 0."""
+    imps = [ysr.Impurity(channels=[ysr.Channel("dxz", 0.8, 0.2)])]
+    e0 = ysr.single_energy(alpha=0.8, beta=0.2, delta=1.5)
+    near = [ysr.ldos(SUB, imps, [[0.03, 0.0]], [e0], orbital_radius=r)[0, 0] for r in (0.2, 0.1, 0.05)]
+    assert near[1] > 2 * near[0] and near[2] > 2 * near[1]
+    bulk = dos.dynes(e0, delta=1.5, gamma=0.02)
+    assert ysr.ldos(SUB, imps, [[0.0, 0.0]], [e0], orbital_radius=0.0)[0, 0] == pytest.approx(bulk, rel=1e-12)

@@ -43,7 +43,7 @@ def expected_spectrum(p):
     part, axis = VIEWS[v["view"]]
     V = np.linspace(-v["v_max"], v["v_max"], 600)
     rho = lambda E: ysr.ldos(sub, imps, [p.tip_position], E, part=part, spin_axis=axis,  # noqa: E731
-                             tip_radius=v["tip_radius"])[0]
+                             **p.geometry(v))[0]
     td = v["tip_delta"] if v["tip"] == "superconducting" else 0.0
     return V, tunneling.didv(V, sample_dos=rho, temperature=v["temperature"], tip_delta=td,
                              tip_gamma=v["tip_gamma"], vmod_rms=v["vmod_rms"])
@@ -70,7 +70,7 @@ def test_spectrum_matches_quadrature_of_the_ldos():
     p = ready(ShibaPanel(tip="normal", temperature=0.3, vmod_rms=0.0, gamma=0.002, alpha=0.8))
     v = p.values
     sub, imps = p.model(v)
-    rho = lambda E: ysr.ldos(sub, imps, [p.tip_position], np.atleast_1d(E), tip_radius=v["tip_radius"])[0]  # noqa: E731
+    rho = lambda E: ysr.ldos(sub, imps, [p.tip_position], np.atleast_1d(E), **p.geometry(v))[0]  # noqa: E731
     e0 = abs(ysr.single_energy(alpha=0.8, beta=0.3, delta=1.5))
     V = np.asarray(p.line_didv.x)
     idx = [int(np.argmin(np.abs(V - x))) for x in (-e0, e0, 0.5 * e0, 1.7)]
@@ -120,7 +120,7 @@ def test_map_equals_kernel_map(panel):
     E = tunneling.energy_grid(np.array([v["bias"]]), sample_gamma=sub.gamma, **chain)
     w = tunneling.didv_weights(np.array([v["bias"]]), E, **chain)[0]
     keep = np.abs(w) >= 1e-4 * np.abs(w).max()
-    rho = ysr.ldos(sub, imps, np.c_[X.ravel(), Y.ravel()], E[keep], tip_radius=v["tip_radius"])
+    rho = ysr.ldos(sub, imps, np.c_[X.ravel(), Y.ravel()], E[keep], orbital_radius=v["orbital_radius"])
     ref = (rho @ w[keep]).reshape(128, 128)
     np.testing.assert_allclose(panel.map_data, ref, atol=2e-4 * np.abs(ref).max())
 
@@ -226,3 +226,151 @@ def test_presets_load_with_their_references(small_maps):
         e = abs(ysr.single_energy(alpha=a, beta=b, delta=1.5))
         near = np.abs(np.abs(V) - e) < 0.03
         assert R[near].max() > 3 * floor + 0.05
+
+
+# ------------------------------------------------------------------ map at a state, presets, wording, 3D
+CR = "Cr on β-Bi₂Pd — Sink et al."
+KB_300MK = 0.08617333262 * 0.3
+
+
+def closed_form_states(channels, delta):
+    """|E| of each channel of one site (channels of one site are independent), ascending, with its shape."""
+    return sorted((abs(ysr.single_energy(alpha=a, beta=b, delta=delta)), k) for k, (a, b) in channels.items())
+
+
+@pytest.fixture(scope="module")
+def presets():
+    """Each preset loaded once: its panel state (values, result, map)."""
+    out = {}
+    for name in SHIBA_PRESETS:
+        p = ready(ShibaPanel())
+        p.preset.value = name
+        ready(p)
+        out[name] = p
+    return out
+
+
+@pytest.mark.parametrize("name", list(SHIBA_PRESETS))
+def test_every_preset_puts_its_map_on_a_state(presets, name):
+    p = presets[name]
+    preset = SHIBA_PRESETS[name]
+    v = p.values
+    assert v["map_state"] == preset.map_state != 0
+    states = closed_form_states(preset.channels, v["delta"])
+    n = abs(preset.map_state)
+    td = v["tip_delta"] if v["tip"] == "superconducting" else 0.0
+    bias = np.sign(preset.map_state) * (states[n - 1][0] + td)
+    assert p.result["bias"] == pytest.approx(bias, abs=1e-9)
+    assert list(p.bias_rule.x) == pytest.approx([bias, bias])
+    on = np.abs(p.map_data).max()
+    # off resonance: halfway between the tip gap and the lowest state (normal tip: halfway to zero bias)
+    off_bias = np.sign(preset.map_state) * (td + 0.5 * states[0][0])
+    p.set(map_state=0, bias=float(off_bias))
+    ready(p)
+    off = np.abs(p.map_data).max()
+    assert on > 5 * off, (on, off)
+    p.set(map_state=preset.map_state)
+    ready(p)
+    assert p.result["bias"] == pytest.approx(bias, abs=1e-9)
+
+
+def test_cr_map_at_its_state_is_not_flat(presets):
+    """The referee's case: at 0.5 mV the Cr map was flat (max 0.035); at the state it is large."""
+    p = presets[CR]
+    on = p.map_data.max()
+    p.set(map_state=0, bias=0.5)
+    ready(p)
+    flat = p.map_data.max()
+    p.set(map_state=SHIBA_PRESETS[CR].map_state)
+    ready(p)
+    assert on > 3.0 and on > 50 * flat, (on, flat)
+
+
+def test_map_at_state_follows_the_state_through_the_tip(small_maps):
+    p = ready(ShibaPanel(tip="superconducting", tip_delta=1.43))
+    p.set(map_state=1)
+    for a in (0.5, 0.9, 1.3):
+        p.set(alpha=a)
+        ready(p)
+        e = abs(ysr.single_energy(alpha=a, beta=0.3, delta=1.5))
+        assert p.result["bias"] == pytest.approx(e + 1.43, abs=1e-9)
+        assert "state 1" in p.readout.value and p.controls["bias"].disabled
+    p.set(map_state=-1, tip="normal")
+    ready(p)
+    assert p.result["bias"] == pytest.approx(-abs(ysr.single_energy(alpha=1.3, beta=0.3, delta=1.5)), abs=1e-9)
+    p.set(map_state=3)
+    ready(p)
+    assert "gs-error" in p.message.value and "state 3" in p.message.value and "bind 1 YSR state" in p.message.value
+    p.map_at.value = 0                                  # back to the bias control, which takes the last bias
+    ready(p)
+    assert not p.controls["bias"].disabled
+    assert p.values["bias"] == pytest.approx(p.result["bias"])
+
+
+def test_mn_preset_orders_and_places_the_channels_as_the_paper(presets):
+    p = presets[MN]
+    preset = SHIBA_PRESETS[MN]
+    # α highest (d_z²-like), β (d_xy) next, then γ (d_xz), δ (d_yz): ascending |E| is δ, γ, β, α
+    states = closed_form_states(preset.channels, 1.5)
+    assert [k for _, k in states] == ["dyz", "dxz", "dxy", "dz2"]
+    np.testing.assert_allclose(p.result["states"], [e for e, _ in states], atol=1e-9)
+    assert p.result["state_channels"] == ["dyz", "dxz", "dxy", "dz2"]
+    assert list(preset.channels) == ["dz2", "dxy", "dxz", "dyz"]                  # listed α, β, γ, δ
+    # the numbers the note gives are the engine's
+    import re
+    for label, (e, _) in zip(("α", "β", "γ", "δ"), states[::-1], strict=True):
+        assert float(re.search(rf"\|E_{label}\| = ([0-9.]+)", preset.chosen).group(1)) == pytest.approx(e, abs=1e-3)
+    # α most intense in the spectrum at the preset's tip position; β only a shoulder of it
+    V, G = np.asarray(p.line_didv.x), np.asarray(p.line_didv.y)
+    td = p.values["tip_delta"]
+    height = {k: G[np.abs(V + (e + td)) < 0.02].max() for e, k in states}
+    assert height["dz2"] == max(height.values()) and height["dz2"] > 2 * max(height[k] for k in ("dxz", "dyz"))
+    vb = -(states[2][0] + td)
+    near_b = np.flatnonzero(np.abs(V - vb) < 0.025)
+    assert not any(G[i] > G[i - 1] and G[i] > G[i + 1] for i in near_b)           # no peak of its own
+    sub, imps = p.model(p.values)
+    without_b = [ysr.Impurity(channels=[c for c in imps[0].channels if c.shape != "dxy"])]
+    rho = ysr.Engine(sub, without_b).sample_dos(p.tip_position, **p.geometry(p.values))
+    G_nob = tunneling.didv(V, sample_dos=rho, temperature=0.0, tip_delta=td, tip_gamma=p.values["tip_gamma"])
+    i = int(np.argmin(np.abs(V - vb)))
+    assert G[i] > 1.1 * G_nob[i]                                                    # but it is there
+    assert p.result["bias"] == pytest.approx(-(states[3][0] + td))                  # the map shows α (V < 0)
+
+
+def test_preset_broadening_budgets_match_the_papers(presets):
+    mn = presets[MN].values
+    assert mn["gamma"] == pytest.approx(KB_300MK, rel=1e-12)                       # the one broadening
+    assert mn["temperature"] == 0.0 and mn["vmod_rms"] == 0.0 and mn["tip_gamma"] < 0.5 * KB_300MK
+    cr = presets[CR].values
+    assert cr["temperature"] == 0.0 and cr["vmod_rms"] == 0.0 and cr["tip"] == "normal"
+    for name, p in presets.items():
+        text = p.preset_info.value
+        assert "<b>Paper:</b>" in text and "<b>Chosen:</b>" in text, name
+        assert ("doi.org/" in text) or ("DOI not found" in text)
+        assert "paper 00" not in text.lower()
+    assert "rms or peak not said" in SHIBA_PRESETS[MN].chosen
+
+
+def test_readout_words_lengths_correctly(presets):
+    p = presets[MN]
+    text = p.readout.value
+    sub = p.result["sub"]
+    assert "λ_F/2" in text and f"{np.pi / sub.kf:.3f} nm" in text
+    assert "πξ₀" in text and f"{sub.hbar_vf / (np.pi * sub.delta):.1f} nm" in text
+    assert "ξ, λ_F" not in text
+    assert "exact" in p.model_note.value and "model" in p.model_note.value
+
+
+def test_3d_band_uses_the_tip_height(small_maps):
+    p = ready(ShibaPanel(tip="normal", temperature=0.2, vmod_rms=0.0, gamma=0.02))
+    p.set(dim=3, tip_height=0.25, orbital_radius=0.0, channels={"px": (0.8, 0.1)}, tip_position=(0.3, 0.1))
+    ready(p)
+    assert not p.controls["tip_height"].disabled and "gs-error" not in p.message.value
+    v = p.values
+    sub, imps = p.model(v)
+    assert sub.dim == 3 and imps[0].channels[0].shape == "px"
+    V = np.linspace(-v["v_max"], v["v_max"], 600)
+    rho = lambda E: ysr.ldos(sub, imps, [(0.3, 0.1, 0.25)], E)[0]                # tip at (x, y, h)  # noqa: E731
+    G = tunneling.didv(V, sample_dos=rho, temperature=0.2)
+    np.testing.assert_allclose(p.line_didv.y, G, rtol=1e-4, atol=1e-4)
+    assert "tip height h = 0.250 nm" in p.readout.value
