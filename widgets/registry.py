@@ -47,7 +47,8 @@ PANELS: dict[str, PanelEntry] = {e.key: e for e in (
                "gap.ipynb", "gap_panel:GapPanel"),
     PanelEntry("shiba", "Yu-Shiba-Rusinov states",
                "A magnetic adatom with orbital channels: turn the exchange α and watch the in-gap peak move and "
-               "cross zero; dI/dV map at any bias (click it to move the tip); normal or superconducting tip. "
+               "cross zero; dI/dV map at any bias or on a chosen state (click it to move the tip); normal or "
+               "superconducting tip. "
                "Presets: Mn on Nb(110), Cr on β-Bi₂Pd.",
                "shiba.ipynb", "shiba_panel:ShibaPanel"),
     PanelEntry("fit", "Fit measured spectra",
