@@ -412,8 +412,12 @@ def energy_grid(V: np.ndarray | float, *, temperature: float, tip_delta: float =
     if td == 0.0:   # normal tip: only |E − V| ≲ span k_BT + a matters
         lo = float(V.min()) - a - span_kT * kT
         hi = float(V.max()) + a + span_kT * kT
-    h = min(widths) / 3.0 if widths else max(hi - lo, 1e-3) / 200.0
-    n = max(2, int(np.ceil((hi - lo) / h)) + 1)
+    if widths:
+        h = min(widths) / 3.0
+    else:                 # no broadening at all (normal tip, T = 0, no lock-in): a few points around each V
+        h = 1e-3 / 3.0
+        lo, hi = lo - 2.0 * h, hi + 2.0 * h
+    n = max(5, int(np.ceil((hi - lo) / h)) + 1)
     return np.linspace(lo, hi, min(n, _N_MAX))
 
 
@@ -465,7 +469,10 @@ def didv_weights(V: np.ndarray | float, E: np.ndarray, *, temperature: float, ti
 
         def K(v: np.ndarray) -> np.ndarray:
             x = E[None, :] - v[:, None]
-            nt = _dynes_raw(x, td, tg) if tg > 0 else np.real(_dynes_raw(x, td, 1e-9))
+            if tg >= 2.0 * h:
+                nt = _dynes_raw(x, td, tg)
+            else:         # a tip sharper than the grid (Γ_t → 0, BCS): cell averages keep its weight
+                nt = (_dynes_anti_raw(x + 0.5 * h, td, tg) - _dynes_anti_raw(x - 0.5 * h, td, tg)) / h
             return h * nt * (fermi_(x) - fermi_(E)[None, :])
 
         w = (K(Vs - 2 * d) - 8 * K(Vs - d) + 8 * K(Vs + d) - K(Vs + 2 * d)) / (12.0 * d)
