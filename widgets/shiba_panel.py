@@ -69,6 +69,24 @@ def map_pixels(n_channels: int) -> int:
     return 128 if n_channels <= 1 else 64
 
 
+#: largest working set of one map (bytes) and largest number of propagator evaluations (~1 µs each)
+MAP_BUDGET = 1.5 * 2 ** 30
+MAP_EVALUATIONS = 5e6
+#: smallest map worth drawing
+MIN_PIXELS = 24
+
+
+def affordable_pixels(cost, npx: int) -> int | None:
+    """The largest map size ≤ npx (halving) whose ``cost(npx) → (bytes, evaluations)`` fits the budgets,
+    or None if not even MIN_PIXELS² does."""
+    while npx >= MIN_PIXELS:
+        mem, evals = cost(npx)
+        if mem <= MAP_BUDGET and evals <= MAP_EVALUATIONS:
+            return npx
+        npx //= 2
+    return None
+
+
 def map_bias(map_state: int, states: np.ndarray, tip_delta: float) -> float:
     """Bias (mV) of the n-th YSR state through the tip: ±(|E_n| + Δ_t) (Δ_t = 0 for a normal tip).
 
@@ -401,8 +419,21 @@ class ShibaPanel(Panel):
         else:
             E = tunneling.energy_grid(np.array([bias]), sample_gamma=sub.gamma, **chain)
             Wt = tunneling.didv_weights(np.array([bias]), E, **chain)[0]
+        n_keep = int(np.sum(np.abs(Wt) >= 1e-4 * np.abs(Wt).max())) if np.any(Wt) else 0
+        wanted = npx
+
+        def cost(n: int) -> tuple[float, float]:
+            return eng.map_cost(n * n, n_keep, extent=float(np.sqrt(2.0) * L), part=part)
+        npx = affordable_pixels(cost, npx)
         key = (repr((sub, imps)), E.tobytes(), Wt.tobytes(), part, spin_axis, repr(geo), npx, L)
-        if self._map_memo is not None and self._map_memo[0] == key:
+        map_note = ""
+        if npx is None:         # estimated before computing: never let one map take the machine
+            M = None
+            mem, evals = cost(MIN_PIXELS)
+            map_note = (f"The map is not drawn: even at {MIN_PIXELS}² pixels it would need {mem / 2 ** 30:.1f} GB "
+                        f"and {evals:.2g} propagator evaluations ({n_keep} energies: a small Γ and a large k_F need "
+                        "many). Raise Γ, T or V_mod, or lower k_F; the spectrum is exact.")
+        elif self._map_memo is not None and self._map_memo[0] == key:
             M = self._map_memo[1]
         else:
             x = np.linspace(-L, L, npx)
@@ -411,12 +442,15 @@ class ShibaPanel(Panel):
             M = eng.weighted_map(pts, E, Wt, part=part, spin_axis=spin_axis, **geo).reshape(npx, npx)
             self.finite("map", M)
             self._map_memo = (key, M)
+        if npx is not None and npx < wanted:
+            map_note = f"The map is drawn at {npx}² pixels instead of {wanted}² to stay within memory and time."
 
         # E0(α) for the selected channel's β
         beta = v["beta"]
         alphas = np.linspace(0.0, max(3.0, 1.2 * v["alpha"]), 300)
         e0 = np.array([ysr.single_energy(alpha=a, beta=beta, delta=v["delta"]) for a in alphas])
         return {"values": dict(v), "sub": sub, "tip_delta": tip_delta, "V": V, "G": G, "R": R, "M": M, "L": L,
+                "map_note": map_note,
                 "bias": bias, "states": E_states, "state_channels": state_channels,
                 "alphas": alphas, "e0": e0, "alpha_c": ysr.critical_alpha(beta=beta),
                 "e0_now": ysr.single_energy(alpha=v["alpha"], beta=beta, delta=v["delta"])}
@@ -428,7 +462,11 @@ class ShibaPanel(Panel):
         top = float(max(G.max(), R.max()))
         bottom = float(min(G.min(), R.min(), 0.0))
         self.bias_rule.x, self.bias_rule.y = [r["bias"], r["bias"]], [bottom, top]
-        if self.map_data is None or M.shape != self.map_data.shape or not np.array_equal(M, self.map_data):
+        if M is None:                            # refused within the memory budget: a blank map, and the reason
+            old = self.map_image.image
+            self.map_image.image = w.Image(value=to_png(np.zeros((2, 2))), format="png")
+            old.close()
+        elif self.map_data is None or M.shape != self.map_data.shape or not np.array_equal(M, self.map_data):
             old = self.map_image.image           # only a changed map is re-encoded and sent (not on tip moves)
             lo, hi = np.percentile(M, [1.0, 99.0])    # robust colours: the on-site peak does not wash out the rings
             self.map_image.image = w.Image(value=to_png(M, lo, hi), format="png")   # bqplot 0.13: new widget
@@ -475,11 +513,12 @@ class ShibaPanel(Panel):
                 ("channels (α, β)", active),
                 ("geometry", geo),
                 ("tip at", f"({tx:.3f}, {ty:.3f}) nm"),
-                ("map range", f"{M.min():.3g} … {M.max():.3g} (colours: 1st–99th percentile)")]
+                ("map range", f"{M.min():.3g} … {M.max():.3g} (colours: 1st–99th percentile)" if M is not None
+                 else "no map (memory budget)")]
         self.readout.value = ("<table style='font-size:0.9em'>" + "".join(
             f"<tr><td>{a}</td><td class='gs-ro-{i}'>{html.escape(b)}</td></tr>" for i, (a, b) in enumerate(rows))
             + "</table>")
-        notes = []
+        notes = [r["map_note"]] if r.get("map_note") else []
         if v["gamma"] == 0.0:
             notes.append(f"Γ = 0: the in-gap LDOS would be δ peaks; drawn with Γ = {1e-3 * v['delta']:.2g} meV.")
         if abs(e0) < 1e-3 * v["delta"]:

@@ -16,7 +16,7 @@ import numpy as np
 from .. import _validate as _v
 from .. import nambu
 from ..sampling import PointDOS
-from .model import Impurity, Substrate, tip_geometry
+from .model import SHAPES, Impurity, Substrate, tip_geometry
 from .propagators import make_propagators
 from .tmatrix import solve_t
 
@@ -247,6 +247,27 @@ class Engine:
                              orbital_radius=rc)[0].reshape(E.shape)
 
         return PointDOS(func, width=self.substrate.gamma)
+
+    def map_cost(self, n_points: int, n_energies: int, *, extent: float, part: str = "electron"
+                 ) -> tuple[float, float]:
+        """Estimated cost of :meth:`weighted_map` before computing it: (bytes, radial evaluations).
+
+        ``n_points`` pixels within ``extent`` nm of every site, ``n_energies`` energies kept.  The
+        bytes are the rows and columns of the LDOS contraction (complex64, τ components ×
+        pixels × energies × 2 per channel, twice) and, where the propagators tabulate f_n(ρ) on a
+        grid of λ_F/64 (as they do when that grid is shorter than four times the pixels), that table
+        with its temporaries; the evaluations are the Hankel functions computed.  A panel compares
+        them with its budget and coarsens or refuses a map instead of exhausting the machine.
+        """
+        n_tau = 2 if part == "total" else 1
+        channels = len(self.prop.index)
+        harmonics = sum(len(SHAPES[shape][1]) if shape in SHAPES else 1 for _, shape in self.prop.index)
+        rows = 1.5 * 2 * n_tau * n_points * n_energies * 2 * channels * 8.0
+        nr = int(np.ceil(extent / (2.0 * np.pi / self.substrate.kf / 64))) + 4
+        if nr <= 20000 and nr <= 4 * n_points:          # the propagators' rule for a radial table
+            return rows + 12.0 * nr * n_energies * 16.0, float(nr * n_energies * harmonics)
+        return rows + 12.0 * min(n_points, 2e5 / max(n_energies * channels, 1)) * n_energies * 16.0, \
+            float(n_points * n_energies * harmonics)
 
     def weighted_map(self, points: np.ndarray, energies: np.ndarray, weights: np.ndarray, *,
                      part: str = "electron", spin_axis: Sequence[float] | None = None,

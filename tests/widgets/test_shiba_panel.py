@@ -374,3 +374,29 @@ def test_3d_band_uses_the_tip_height(small_maps):
     G = tunneling.didv(V, sample_dos=rho, temperature=0.2)
     np.testing.assert_allclose(p.line_didv.y, G, rtol=1e-4, atol=1e-4)
     assert "tip height h = 0.250 nm" in p.readout.value
+
+
+def test_a_map_that_would_take_the_machine_is_refused_before_it_is_computed(monkeypatch):
+    """Γ = 0 with k_F = 200 /nm (both allowed) grew the kernel to ~20 GB until the OS killed it.  The cost is now
+    estimated first: the map is coarsened or refused with a message, the spectrum still drawn."""
+    import tracemalloc
+
+    from gapscope.widgets import shiba_panel
+    p = ready(ShibaPanel())
+    calls = []
+    real = p.engine.weighted_map if p.engine is not None else None
+    monkeypatch.setattr(ysr.Engine, "weighted_map", lambda self, *a, **k: calls.append(a) or real(*a, **k))
+    tracemalloc.start()
+    p.set(gamma=0.0, kf=200.0, hbar_vf=1e4)
+    ready(p)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert "not drawn" in p.message.value or "instead of" in p.message.value, p.message.value
+    assert np.all(np.isfinite(p.line_didv.y)) and "gs-error" not in p.message.value
+    assert peak < shiba_panel.MAP_BUDGET
+    eng = p.engine
+    big = shiba_panel.affordable_pixels(lambda n: eng.map_cost(n * n, 6000, extent=3.5), 128)
+    assert big is None or big <= 32
+    p.set(gamma=0.0259, kf=10.0, hbar_vf=179.0)
+    ready(p)
+    assert shiba_panel.affordable_pixels(lambda n: p.engine.map_cost(n * n, 60, extent=3.5), 128) == 128
