@@ -83,16 +83,20 @@ def test_spectrum_matches_quadrature_of_the_ldos():
 def test_spectrum_and_map_agree_at_the_same_bias():
     """The issue's case: Γ = 0.002 meV, no lock-in. The map pixel under the tip and the spectrum at the
     map's bias come from different code paths (LDOS-map weights vs the tunnelling grid)."""
-    p = ShibaPanel(gamma=0.002, vmod_rms=0.0)
-    L = p.values["map_size"]
-    x = np.linspace(-L, L, 128)
-    p.set(tip_position=(float(x[80]), float(x[64])))           # a pixel centre (row 63 from the top is y = x[64])
-    V = np.asarray(ready(p).line_didv.x)
+    p = ready(ShibaPanel(gamma=0.002, vmod_rms=0.0))
+    V = np.asarray(p.line_didv.x)
     G = np.asarray(p.line_didv.y)
     k = int(np.argmax(G[V > 0])) + int(np.sum(V <= 0))          # the positive YSR+tip peak
     p.set(bias=float(V[k]))
     ready(p)
-    pixel = p.map_data[127 - 64, 80]
+    n = p.map_data.shape[0]                                     # 128², or coarser within the memory budget
+    L = p.values["map_size"]
+    x = np.linspace(-L, L, n)
+    i, j = (5 * n) // 8, n // 2                                 # a pixel centre: column i, row j from the bottom
+    p.move_tip(float(x[i]), float(x[j]))
+    ready(p)
+    G = np.asarray(p.line_didv.y)
+    pixel = p.map_data[n - 1 - j, i]
     assert pixel == pytest.approx(G[k], rel=2e-3)
     assert G[k] < 60.0                                          # the plain-callable bug plotted 65.7 (truth 56.0)
 
@@ -126,6 +130,9 @@ def test_map_equals_kernel_map(panel):
 
 
 def test_views_and_channels(panel):
+    panel.channel.value = "s"
+    panel.controls["alpha"].value = 0.9        # this module's panel is shared: state what the test assumes
+    ready(panel)
     for view in VIEWS:
         panel.view.value = view
         ready(panel)
