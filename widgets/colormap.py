@@ -26,3 +26,19 @@ def to_png(values: np.ndarray, vmin: float | None = None, vmax: float | None = N
     buf = io.BytesIO()
     Image.fromarray(_LUT[idx], mode="RGB").save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
+
+
+def ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+    """``n`` tick positions from lo to hi, exact at the ends and at 0 when symmetric (no −2.2e-16)."""
+    t = np.linspace(lo, hi, n)
+    t[np.abs(t) < 1e-12 * max(abs(lo), abs(hi), 1e-300)] = 0.0
+    return [float(x) for x in t]
+
+
+def colorbar_html(lo: float, hi: float, label: str) -> str:
+    """A horizontal viridis colour bar with its end values and quantity (for PNG maps)."""
+    stops = ", ".join(f"rgb({r},{g},{b}) {100 * k / 8:.1f}%" for k, (r, g, b) in enumerate(_ANCHORS.astype(int)))
+    return (f"<div class='gs-colorbar' style='font-size:0.8em;width:300px;margin-left:50px'>"
+            f"<div style='height:10px;background:linear-gradient(to right, {stops})'></div>"
+            f"<div style='display:flex;justify-content:space-between'><span>{lo:.4g}</span>"
+            f"<span>{label}</span><span>{hi:.4g}</span></div></div>")

@@ -19,6 +19,7 @@ from gapscope.kernels.constants import KB
 from gapscope.kernels.references import cite
 from gapscope.kernels.specs import Spec
 
+from .colormap import ticks
 from .panel import Panel, Task
 from .params import param
 
@@ -204,11 +205,11 @@ class GapPanel(Panel):
                                  line_style="dotted")
         self.polar_scales = (ps_x, ps_y)
         self.fig_polar = bq.Figure(marks=[self.line_ref, self.line_polar], title="Δ(φ): + blue, − red",
-                                   axes=[bq.Axis(scale=ps_x, label="meV", num_ticks=5),
-                                         bq.Axis(scale=ps_y, side="left", num_ticks=5)],
+                                   axes=[bq.Axis(scale=ps_x, label="meV", tick_format=".2f"),
+                                         bq.Axis(scale=ps_y, side="left", tick_format=".2f")],
                                    min_aspect_ratio=1, max_aspect_ratio=1,
-                                   layout=w.Layout(width="280px", height="280px"),
-                                   fig_margin=dict(top=35, bottom=35, left=40, right=10))
+                                   layout=w.Layout(width="290px", height="290px"),
+                                   fig_margin=dict(top=45, bottom=45, left=45, right=45))   # a square plot area
 
         ts, ds = bq.LinearScale(min=0.0), bq.LinearScale(min=0.0)
         self.line_gapT = bq.Lines(x=[0.0], y=[0.0], scales={"x": ts, "y": ds}, colors=["#1f4e9c"],
@@ -351,6 +352,8 @@ class GapPanel(Panel):
         self.line_ref.x, self.line_ref.y = r["ref_x"], r["ref_y"]
         for s in self.polar_scales:
             s.min, s.max = -r["rmax"], r["rmax"]
+        for a in self.fig_polar.axes:            # exact, symmetric ticks: no "−2.2e-16"
+            a.tick_values = np.array(ticks(-r["rmax"], r["rmax"]))
         self.line_gapT.x, self.line_gapT.y = r["T"], r["D"]
         self.line_gapT_ref.x, self.line_gapT_ref.y = r["T"], r["D_ref"]
         self.dot_gapT.x, self.dot_gapT.y = [v["temperature"]], [r["dot"]]

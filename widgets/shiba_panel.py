@@ -15,7 +15,7 @@ from gapscope.kernels import tunneling, ysr
 from gapscope.kernels.references import cite
 from gapscope.kernels.specs import Spec
 
-from .colormap import to_png
+from .colormap import colorbar_html, ticks, to_png
 from .panel import Panel, PanelInputError, Task
 from .params import param
 
@@ -242,14 +242,17 @@ class ShibaPanel(Panel):
         self.map_image.on_element_click(self._map_clicked)
         self.imp_marks = bq.Scatter(x=[0.0], y=[0.0], scales={"x": mx, "y": my}, colors=["white"], marker="circle",
                                     default_size=40, stroke="black")
+        self.imp_marks.on_element_click(self._impurity_clicked)          # the tip can be put on the adatom
+        self.map_axes = (bq.Axis(scale=mx, label="x (nm)", tick_format=".3g"),
+                         bq.Axis(scale=my, side="left", label="y (nm)", tick_format=".3g"))
+        self.colorbar = w.HTML()
         self.tip_mark = bq.Scatter(x=[0.15], y=[0.0], scales={"x": mx, "y": my}, colors=["#ff4136"], marker="cross",
                                    default_size=90)
         self.fig_map = bq.Figure(marks=[self.map_image, self.imp_marks, self.tip_mark],
                                  title="dI/dV map (click: move tip)",
-                                 axes=[bq.Axis(scale=mx, label="x (nm)", num_ticks=5),
-                                       bq.Axis(scale=my, side="left", label="y (nm)", num_ticks=5)],
+                                 axes=list(self.map_axes),
                                  min_aspect_ratio=1, max_aspect_ratio=1, layout=w.Layout(width="380px", height="380px"),
-                                 fig_margin=dict(top=35, bottom=45, left=50, right=10))
+                                 fig_margin=dict(top=35, bottom=45, left=50, right=15))
         self.fig_map.add_class("gs-map")
 
         ax, ey = bq.LinearScale(min=0.0), bq.LinearScale()
@@ -263,7 +266,7 @@ class ShibaPanel(Panel):
                                       bq.Axis(scale=ey, side="left", label="E₀ (meV)")],
                                 layout=w.Layout(width="330px", height="300px"),
                                 fig_margin=dict(top=35, bottom=45, left=55, right=10))
-        lower = w.HBox([self.fig_map, w.VBox([self.fig_e0, self.readout, self.model_note])])
+        lower = w.HBox([w.VBox([self.fig_map, self.colorbar]), w.VBox([self.fig_e0, self.readout, self.model_note])])
         return w.VBox([self.fig_spec, lower], layout=w.Layout(flex="1 1 auto", min_width="500px"))
 
     def marks(self) -> Iterable[w.Widget]:
@@ -336,6 +339,15 @@ class ShibaPanel(Panel):
             return
         self.preset_info.value = p.html()
         self.set(channels=p.channels, tip=p.tip, dim=p.dim, map_state=p.map_state, **p.values)
+
+    def _impurity_clicked(self, _mark: Any, content: dict) -> None:
+        data = content.get("data", {})
+        try:
+            i = int(data["index"])
+            x, y = float(self.imp_marks.x[i]), float(self.imp_marks.y[i])
+        except (KeyError, TypeError, ValueError, IndexError):
+            return
+        self.move_tip(x, y)
 
     def _map_clicked(self, _mark: Any, content: dict) -> None:
         data = content.get("data", {})
@@ -474,6 +486,11 @@ class ShibaPanel(Panel):
         self.map_image.x, self.map_image.y = [-L, L], [-L, L]
         for s in self.map_scales:
             s.min, s.max = -L, L
+        for a in self.map_axes:                  # tick labels equal tick positions (±L, ±L/2, 0)
+            a.tick_values = np.array(ticks(-L, L))
+        if M is not None:
+            lo, hi = np.percentile(M, [1.0, 99.0])
+            self.colorbar.value = colorbar_html(float(lo), float(hi), "dI/dV (normalised; 1st–99th percentile)")
         self.fig_map.title = f"dI/dV map at {r['bias']:+.3f} mV (click: move tip)"
         self.imp_marks.x, self.imp_marks.y = [0.0], [0.0]
         tx, ty = v["tip_position"]

@@ -334,3 +334,15 @@ def test_preset_ratios_sit_beside_the_weak_coupling_reference():
     assert readout_ratio(p) == pytest.approx(3.308, abs=1e-3)
     p.preset.value = "Pb(111) — Lin et al."
     assert readout_ratio(p) == pytest.approx(3.528, abs=1e-3)
+
+
+def test_polar_plot_has_a_square_area_and_exact_ticks(panel):
+    """The isotropic Δ(φ) plot was drawn as an ellipse with a "−2.2e-16" tick."""
+    panel.set(symmetry="s-wave (Dynes)")
+    m = panel.fig_polar.fig_margin
+    w_px = int(panel.fig_polar.layout.width.rstrip("px")) - m["left"] - m["right"]
+    h_px = int(panel.fig_polar.layout.height.rstrip("px")) - m["top"] - m["bottom"]
+    assert w_px == h_px
+    for axis in panel.fig_polar.axes:
+        t = np.asarray(axis.tick_values)
+        assert t[2] == 0.0 and t[0] == -t[-1] and axis.tick_format == ".2f"

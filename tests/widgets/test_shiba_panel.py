@@ -407,3 +407,16 @@ def test_a_map_that_would_take_the_machine_is_refused_before_it_is_computed(monk
     p.set(gamma=0.0259, kf=10.0, hbar_vf=179.0)
     ready(p)
     assert shiba_panel.affordable_pixels(lambda n: p.engine.map_cost(n * n, 60, extent=3.5), 128) == 128
+
+
+def test_map_ticks_are_exact_a_colour_bar_is_shown_and_the_tip_goes_on_the_adatom(panel):
+    """Ticks at ±2.5 and ±1.25 nm were labelled "±3" and "±1"; the map had no colour bar; clicking the adatom
+    did nothing."""
+    L = panel.values["map_size"]
+    for axis in panel.map_axes:
+        np.testing.assert_allclose(axis.tick_values, [-L, -L / 2, 0.0, L / 2, L])
+        assert axis.tick_format == ".3g"                         # 1.25 → "1.25", not "1"
+    assert "gs-colorbar" in panel.colorbar.value and "dI/dV" in panel.colorbar.value
+    panel.imp_marks._handle_custom_msgs(None, {"event": "element_click", "data": {"index": 0}})
+    ready(panel)
+    assert panel.tip_position == (0.0, 0.0) and list(panel.tip_mark.x) == [0.0]
