@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import html
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -276,6 +277,42 @@ class ShibaPanel(Panel):
     def header(self) -> list[w.Widget]:
         return [self.preset, self.preset_info, *self.extras.values(), self.channel, self.map_at]
 
+    def footer(self) -> list[w.Widget]:
+        self.export_spectrum = w.Button(description="Spectrum CSV", icon="download",
+                                        tooltip="the spectrum at the tip and the LDOS, with the parameters")
+        self.export_map = w.Button(description="Map CSV", icon="table", tooltip="the dI/dV map as numbers (x, y in nm)")
+        self.export_png = w.Button(description="Map PNG", icon="image", tooltip="the map figure as PNG")
+        self.download = w.HTML()
+        return [w.HBox([self.export_spectrum, self.export_map, self.export_png], layout=w.Layout(flex_flow="row wrap")),
+                self.download]
+
+    def _parameters_text(self) -> str:
+        return "".join(f"# {k} = {val}\n" for k, val in self.values.items())
+
+    def spectrum_csv(self) -> str:
+        """The plotted spectrum at the tip and the LDOS there, with every parameter, as CSV."""
+        c = self.curves
+        rows = "".join(f"{a:.8g},{b:.8g},{d:.8g}\n" for a, b, d in zip(c["bias_mV"], c["didv"], c["ldos"], strict=True))
+        return self._parameters_text() + "bias_mV,didv_normalised,ldos_normalised\n" + rows
+
+    def map_csv(self) -> str:
+        """The plotted dI/dV map (rows from the top, as drawn) with its x, y axes in nm, as CSV."""
+        M = self.map_data
+        if M is None:
+            raise ValueError("No map is shown.")
+        L = self.values["map_size"]
+        x = np.linspace(-L, L, M.shape[1])
+        y = np.linspace(L, -L, M.shape[0])
+        head = self._parameters_text() + f"# bias_mV = {self.result['bias'] if self.result else ''}\n"
+        lines = ["y_nm \\ x_nm," + ",".join(f"{v:.6g}" for v in x)]
+        lines += [f"{yy:.6g}," + ",".join(f"{v:.6g}" for v in row) for yy, row in zip(y, M, strict=True)]
+        return head + "\n".join(lines) + "\n"
+
+    def _offer(self, name: str, text: str) -> None:
+        data = base64.b64encode(text.encode()).decode()
+        self.download.value = (f'<a download="{name}" href="data:text/csv;base64,{data}" class="gs-download">'
+                               f"⬇ {name}</a>")
+
     def extra_values(self) -> dict[str, Any]:
         channels = dict(self.channels)        # the selected channel carries the sliders' α, β
         channels[self.channel.value] = (self.controls["alpha"].value, self.controls["beta"].value)
@@ -301,8 +338,20 @@ class ShibaPanel(Panel):
         super().set_extra(name, value)
 
     # ------------------------------------------------------------------ observers
+    def _export(self, which: str) -> None:
+        try:
+            if which == "spectrum":
+                self._offer("gapscope_shiba_spectrum.csv", self.spectrum_csv())
+            else:
+                self._offer("gapscope_shiba_map.csv", self.map_csv())
+        except ValueError as exc:
+            self.show_message(str(exc), level="warning")
+
     def observers(self):
-        return [(self.controls["alpha"], "value", self._coupling_changed),
+        return [(self.export_spectrum, None, lambda _: self._export("spectrum")),
+                (self.export_map, None, lambda _: self._export("map")),
+                (self.export_png, None, lambda _: self.fig_map.save_png("gapscope_shiba_map.png")),
+                (self.controls["alpha"], "value", self._coupling_changed),
                 (self.controls["beta"], "value", self._coupling_changed),
                 (self.channel, "value", self._channel_selected),
                 (self.map_at, "value", self._map_state_selected),

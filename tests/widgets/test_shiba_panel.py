@@ -420,3 +420,14 @@ def test_map_ticks_are_exact_a_colour_bar_is_shown_and_the_tip_goes_on_the_adato
     panel.imp_marks._handle_custom_msgs(None, {"event": "element_click", "data": {"index": 0}})
     ready(panel)
     assert panel.tip_position == (0.0, 0.0) and list(panel.tip_mark.x) == [0.0]
+
+
+def test_spectrum_and_map_exports(panel):
+    rows = [r for r in panel.spectrum_csv().splitlines() if not r.startswith("#")]
+    data = np.loadtxt(rows[1:], delimiter=",")
+    np.testing.assert_allclose(data[:, 1], panel.line_didv.y, rtol=1e-7)
+    lines = [r for r in panel.map_csv().splitlines() if not r.startswith("#")]
+    M = np.loadtxt(lines[1:], delimiter=",")[:, 1:]
+    np.testing.assert_allclose(M, panel.map_data, rtol=1e-5, atol=1e-6 * np.abs(panel.map_data).max())
+    panel.export_map.click()
+    assert "data:text/csv;base64," in panel.download.value
