@@ -167,7 +167,7 @@ class DataLoader:
                                style={"description_width": "7em"})
         self.info = w.HTML()
         self.channel = w.Dropdown(options=[], description="Channel", style={"description_width": "7em"})
-        self.norm = w.FloatText(value=0.0, description="Normalise |V|≥", style={"description_width": "7em"},
+        self.norm = w.FloatText(value=0.0, description="Normalise |V|≥", style={"description_width": "8.5em"},
                                 tooltip="mV; 0 = no normalisation (scale is fitted)")
         self.widget = w.VBox([w.HBox([self.upload, self.path, self.load_button]), self.demo, self.info,
                               self.channel, self.norm])

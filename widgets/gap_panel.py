@@ -161,7 +161,7 @@ class GapPanel(Panel):
             "symmetry": w.Dropdown(options=list(SYMMETRIES), value="s-wave (Dynes)", description="Gap",
                                    style={"description_width": "7em"}),
             "tip": w.ToggleButtons(options=["normal", "superconducting"], value="normal", description="Tip",
-                                   style={"description_width": "7em", "button_width": "8em"}),
+                                   style={"description_width": "7em", "button_width": "9.5em"}),
             "follow_bcs": w.Checkbox(value=True, description="gap follows Δ(T) (weak-coupling shape of its symmetry)",
                                      indent=False),
             "tip_follows": w.Checkbox(value=False, description="tip gap follows Δ(T) (BCS, its own T_c)",

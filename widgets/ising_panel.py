@@ -161,7 +161,7 @@ class IsingPanel(Panel):
 
     def make_extras(self) -> dict[str, w.Widget]:
         return {"tip": w.ToggleButtons(options=["normal", "superconducting"], value="normal", description="Tip",
-                                       style={"description_width": "7em", "button_width": "8em"})}
+                                       style={"description_width": "7em", "button_width": "9.5em"})}
 
     @property
     def tip(self) -> w.ToggleButtons:

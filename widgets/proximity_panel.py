@@ -145,9 +145,10 @@ class ProximityPanel(Panel):
         style = {"description_width": "7em"}
         return {
             "tip": w.ToggleButtons(options=["normal", "superconducting"], value="normal", description="Tip",
-                                   style={**style, "button_width": "8em"}),
+                                   style={**style, "button_width": "9.5em"}),
             "interface": w.ToggleButtons(options=list(INTERFACE_MODES), value="r (γ_B = r/(1−r), assumed)",
-                                         description="Interface", style={**style, "button_width": "12em"}),
+                                         description="Interface",
+                                         style={"description_width": "5em", "button_width": "auto"}),
         }
 
     tip = property(lambda self: self.extras["tip"])

@@ -212,7 +212,7 @@ class ShibaPanel(Panel):
             "dim": w.ToggleButtons(options=[("2D", 2), ("3D", 3)], value=2, description="Band",
                                    style={**style, "button_width": "4em"}),
             "tip": w.ToggleButtons(options=["normal", "superconducting"], value="superconducting", description="Tip",
-                                   style={**style, "button_width": "8em"}),
+                                   style={**style, "button_width": "9.5em"}),
             "view": w.Dropdown(options=list(VIEWS), value="electron (normal tip)", description="View", style=style),
         }
 

@@ -161,14 +161,16 @@ def test_closing_a_tab_frees_its_kernel_and_a_lost_kernel_is_shown(browser_conte
     is gone used to show frozen plots with no word.  A server of our own: this test stops it."""
     import os
     import signal
+    import socket
     import subprocess
     import threading
 
-    from conftest import ROOT, _free_port
-
-    port = _free_port()
+    root = Path(__file__).resolve().parents[2]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
     env = dict(os.environ, PORT=str(port), BIN=str(Path(sys.executable).parent), GAPSCOPE_DATA_ROOT=str(tmp_path))
-    proc = subprocess.Popen([str(ROOT / "serve" / "run")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen([str(root / "serve" / "run")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, env=env, start_new_session=True)
     started, freed = threading.Event(), threading.Event()
     lines = []
@@ -230,3 +232,16 @@ def test_proximity_dashboard_xi_n_moves_profile_and_image(page, voila_url):
     page.wait_for_function("o => document.querySelector('.gs-map image').getAttribute('href') !== o", arg=href0,
                            timeout=60_000)
     assert page.errors == []
+
+
+@pytest.mark.parametrize("key", list(PANELS))
+def test_no_control_label_is_truncated(page, voila_url, key):
+    """Labels used to read "supercondu…", "V_mod (mV…", "ħv_F (meV·…"."""
+    page.set_viewport_size({"width": 1366, "height": 768})
+    page.goto(f"{voila_url}/voila/render/{PANELS[key].notebook}")
+    page.wait_for_selector(".gs-panel", timeout=90_000)
+    cut = page.eval_on_selector_all(
+        ".gs-panel .widget-label, .gs-panel .widget-toggle-button, .gs-panel .widget-button",
+        "els => els.filter(e => e.offsetParent !== null && e.scrollWidth > e.clientWidth + 1)"
+        ".map(e => e.innerText)")
+    assert cut == [], f"truncated: {cut}"
