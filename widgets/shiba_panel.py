@@ -18,7 +18,7 @@ from gapscope.kernels.specs import Spec
 
 from .colormap import colorbar_html, ticks, to_png
 from .panel import Panel, PanelInputError, Task
-from .params import param
+from .params import format_value, param, parse_value
 
 __all__ = ["ShibaPanel", "SHIBA_PARAMS", "SHIBA_PRESETS", "VIEWS", "MAP_STATES", "map_bias", "ShibaPreset"]
 
@@ -198,6 +198,10 @@ class ShibaPanel(Panel):
         self.model_note = w.HTML(f'<div style="font-size:0.8em;color:#555;max-width:30em">{html.escape(MODEL_NOTE)}'
                                  "</div>")
         self.tip_position = (0.15, 0.0)
+        self.tip_box = w.Text(value="0.15, 0", description="Tip at (nm)", continuous_update=False,
+                              style={"description_width": "7em"}, layout=w.Layout(width="17em"),
+                              tooltip="x, y of the tip in nm (or click the map; click the adatom to sit on it)")
+        self.tip_box.add_class("gs-tip-position")
         self.engine: ysr.Engine | None = None
         self._map_memo: tuple[tuple, np.ndarray] | None = None
         self._states_memo: tuple[str, tuple[np.ndarray, list[str]]] | None = None
@@ -275,7 +279,7 @@ class ShibaPanel(Panel):
                 self.line_e0, self.qpt_rule, self.dot_e0, *self.map_scales)
 
     def header(self) -> list[w.Widget]:
-        return [self.preset, self.preset_info, *self.extras.values(), self.channel, self.map_at]
+        return [self.preset, self.preset_info, *self.extras.values(), self.channel, self.map_at, self.tip_box]
 
     def footer(self) -> list[w.Widget]:
         self.export_spectrum = w.Button(description="Spectrum CSV", icon="download",
@@ -351,6 +355,7 @@ class ShibaPanel(Panel):
         return [(self.export_spectrum, None, lambda _: self._export("spectrum")),
                 (self.export_map, None, lambda _: self._export("map")),
                 (self.export_png, None, lambda _: self.fig_map.save_png("gapscope_shiba_map.png")),
+                (self.tip_box, "value", self._tip_typed),
                 (self.controls["alpha"], "value", self._coupling_changed),
                 (self.controls["beta"], "value", self._coupling_changed),
                 (self.channel, "value", self._channel_selected),
@@ -409,7 +414,36 @@ class ShibaPanel(Panel):
     def move_tip(self, x: float, y: float) -> None:
         """Put the tip at (x, y) nm and update the spectrum there."""
         self.tip_position = (float(x), float(y))
+        text = f"{format_value(self.tip_position[0])}, {format_value(self.tip_position[1])}"
+        if self.tip_box.value != text:
+            self._tip_typing = True
+            try:
+                self.tip_box.value = text
+            finally:
+                self._tip_typing = False
         self.refresh()
+
+    def _tip_typed(self, change: dict) -> None:
+        if getattr(self, "_tip_typing", False):
+            return
+        parts = [p for p in str(change["new"]).replace(";", " ").replace(",", " ").split() if p]
+        try:
+            if len(parts) != 2:
+                raise ValueError(f"“{change['new']}”: give the tip position as x, y in nm")
+            x, y = (parse_value(p) for p in parts)
+            limit = 50.0
+            if abs(x) > limit or abs(y) > limit:
+                raise ValueError(f"the tip must stay within ±{limit:g} nm of the adatom")
+        except ValueError as exc:
+            self._tip_typing = True
+            try:                                   # show the position in force again; nothing to recompute
+                self.tip_box.value = f"{format_value(self.tip_position[0])}, {format_value(self.tip_position[1])}"
+            finally:
+                self._tip_typing = False
+            self.show_message(f"{exc}. The tip stays at ({format_value(self.tip_position[0])}, "
+                              f"{format_value(self.tip_position[1])}) nm.", level="warning")
+            return
+        self.move_tip(x, y)
 
     # ------------------------------------------------------------------ physics (no widgets)
     @staticmethod

@@ -431,3 +431,15 @@ def test_spectrum_and_map_exports(panel):
     np.testing.assert_allclose(M, panel.map_data, rtol=1e-5, atol=1e-6 * np.abs(panel.map_data).max())
     panel.export_map.click()
     assert "data:text/csv;base64," in panel.download.value
+
+
+def test_tip_position_can_be_typed(panel):
+    panel.tip_box.value = "0.4, -0.2"
+    ready(panel)
+    assert panel.tip_position == (0.4, -0.2) and list(panel.tip_mark.x) == [0.4]
+    panel.tip_box.value = "0.4"                                 # one number: refused, the tip stays
+    ready(panel)
+    assert panel.tip_position == (0.4, -0.2) and "stays at (0.4, -0.2)" in panel.message.value
+    panel.move_tip(0.1, 0.2)                                    # a click shows in the box
+    ready(panel)
+    assert panel.tip_box.value == "0.1, 0.2"
