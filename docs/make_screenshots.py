@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -32,6 +33,9 @@ def _fit_demo(page) -> None:
     page.wait_for_selector(".gs-compare", timeout=120_000)
 
 
+#: the screens the pictures are taken on (the first visible screenful of each dashboard)
+SIZES = ((1366, 768), (1920, 1080))
+
 #: what to do on a dashboard before its picture is taken (by registry key; default: nothing)
 STAGING = {"fit": _fit_demo}
 
@@ -40,10 +44,9 @@ def main() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = dict(os.environ, JUPYTER_RUNTIME_DIR=tempfile.mkdtemp())
-    server = subprocess.Popen([sys.executable, "-m", "voila", "notebooks", "--no-browser", f"--port={port}",
-                               "--Voila.ip=127.0.0.1", "--ServerApp.allow_root=True"], cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = dict(os.environ, PORT=str(port), BIN=str(Path(sys.executable).parent))
+    server = subprocess.Popen([str(ROOT / "serve" / "run")], cwd=ROOT, env=env, start_new_session=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)   # as `make dashboards`
     for line in server.stdout:                       # ready when Voilà prints its address
         if "is running at" in line:
             break
@@ -53,16 +56,18 @@ def main() -> None:
                                                        headless=True, args=ARGS,
                                                        viewport={"width": 1500, "height": 1050})
             page = ctx.new_page()
-            for key, entry in PANELS.items():            # every registered dashboard
-                page.goto(f"http://127.0.0.1:{port}/voila/render/{entry.notebook}")
-                page.wait_for_selector(".gs-panel", timeout=120_000)
-                page.wait_for_function("() => !document.querySelector('.gs-computing')", timeout=120_000)
-                STAGING.get(key, lambda page: None)(page)
-                time.sleep(1.0)                      # let the last SVG transitions settle for the picture
-                page.screenshot(path=str(ROOT / "docs" / f"{key}-dashboard.png"))
+            for width, height in SIZES:                  # a laptop and a desktop screen
+                page.set_viewport_size({"width": width, "height": height})
+                for key, entry in PANELS.items():        # every registered dashboard
+                    page.goto(f"http://127.0.0.1:{port}/voila/render/{entry.notebook}")
+                    page.wait_for_selector(".gs-panel", timeout=120_000)
+                    page.wait_for_function("() => !document.querySelector('.gs-computing')", timeout=120_000)
+                    STAGING.get(key, lambda page: None)(page)
+                    time.sleep(1.0)                  # let the last SVG transitions settle for the picture
+                    page.screenshot(path=str(ROOT / "docs" / f"{key}-{width}x{height}.png"))
             ctx.close()
     finally:
-        server.terminate()
+        os.killpg(server.pid, signal.SIGTERM)
 
 
 if __name__ == "__main__":

@@ -162,8 +162,8 @@ class GapPanel(Panel):
                                    style={"description_width": "7em"}),
             "tip": w.ToggleButtons(options=["normal", "superconducting"], value="normal", description="Tip",
                                    style={"description_width": "7em", "button_width": "9.5em"}),
-            "follow_bcs": w.Checkbox(value=True, description="gap follows Δ(T) (weak-coupling shape of its symmetry)",
-                                     indent=False),
+            "follow_bcs": w.Checkbox(value=True, description="gap follows Δ(T) of its symmetry", indent=False,
+                                     tooltip="the weak-coupling Δ(T) shape of the chosen gap symmetry"),
             "tip_follows": w.Checkbox(value=False, description="tip gap follows Δ(T) (BCS, its own T_c)",
                                       indent=False),
         }
@@ -195,7 +195,7 @@ class GapPanel(Panel):
             marks=[self.line_dos, self.line_didv], title="Spectrum", legend_location="top-left",
             axes=[bq.Axis(scale=xs, label="bias V (mV) · energy E (meV)"),
                   bq.Axis(scale=ys, side="left", label="normalised dI/dV, N(E)/N₀")],
-            layout=w.Layout(width="100%", height="430px"), fig_margin=dict(top=40, bottom=50, left=60, right=20))
+            layout=w.Layout(width="100%", height="430px"), fig_margin=dict(top=40, bottom=50, left=72, right=20))
         self.fig_spec.add_class("gs-spectrum")
 
         ps_x, ps_y = bq.LinearScale(min=-2.0, max=2.0), bq.LinearScale(min=-2.0, max=2.0)

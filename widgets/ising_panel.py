@@ -187,7 +187,7 @@ class IsingPanel(Panel):
                                  axes=[bq.Axis(scale=ts, label="T (K)"),
                                        bq.Axis(scale=bs, side="left", label="B (T)")],
                                  layout=w.Layout(width="430px", height="360px"),
-                                 fig_margin=dict(top=40, bottom=50, left=60, right=15))
+                                 fig_margin=dict(top=40, bottom=50, left=72, right=15))
         self.fig_hc2.add_class("gs-hc2")
 
         xs, ys = bq.LinearScale(), bq.LinearScale()
@@ -200,7 +200,7 @@ class IsingPanel(Panel):
                                   axes=[bq.Axis(scale=xs, label="bias V (mV) · energy E (meV)"),
                                         bq.Axis(scale=ys, side="left", label="normalised dI/dV, N(E)/N₀")],
                                   layout=w.Layout(width="100%", height="380px"),
-                                  fig_margin=dict(top=40, bottom=50, left=60, right=20))
+                                  fig_margin=dict(top=40, bottom=50, left=72, right=20))
         self.fig_spec.add_class("gs-spectrum")
         lower = w.HBox([self.fig_hc2, self.readout])
         return w.VBox([self.fig_spec, lower], layout=w.Layout(flex="1 1 auto", min_width="500px"))

@@ -171,7 +171,7 @@ class ProximityPanel(Panel):
                                    axes=[bq.Axis(scale=dx, label="x (nm): S < 0 < S′"),
                                          bq.Axis(scale=dy, side="left", label="Δ (meV)")],
                                    layout=w.Layout(width="420px", height="300px"),
-                                   fig_margin=dict(top=35, bottom=45, left=60, right=10))
+                                   fig_margin=dict(top=35, bottom=45, left=72, right=10))
         self.fig_delta.add_class("gs-profile")
 
         sx, sy = bq.LinearScale(), bq.LinearScale(min=0.0)
@@ -184,7 +184,7 @@ class ProximityPanel(Panel):
                                   axes=[bq.Axis(scale=sx, label="bias V (mV) · energy E (meV)"),
                                         bq.Axis(scale=sy, side="left", label="normalised dI/dV, N")],
                                   layout=w.Layout(width="420px", height="300px"),
-                                  fig_margin=dict(top=35, bottom=45, left=60, right=10))
+                                  fig_margin=dict(top=35, bottom=45, left=72, right=10))
         self.fig_spec.add_class("gs-spectrum")
 
         mx, my = bq.LinearScale(), bq.LinearScale()
@@ -201,7 +201,7 @@ class ProximityPanel(Panel):
                                   axes=[bq.Axis(scale=mx, label="x (nm)", num_ticks=7),
                                         bq.Axis(scale=my, side="left", label="bias V (mV)", num_ticks=7)],
                                   layout=w.Layout(width="420px", height="340px"),
-                                  fig_margin=dict(top=35, bottom=45, left=60, right=10))
+                                  fig_margin=dict(top=35, bottom=45, left=72, right=10))
         self.fig_scan.add_class("gs-map")
 
         ax, ay = bq.LinearScale(), bq.LinearScale()
@@ -212,7 +212,7 @@ class ProximityPanel(Panel):
                                   axes=[bq.Axis(scale=ax, label="x (nm)", num_ticks=5),
                                         bq.Axis(scale=ay, side="left", label="A", num_ticks=4)],
                                   layout=w.Layout(width="420px", height="220px"),
-                                  fig_margin=dict(top=35, bottom=45, left=60, right=10))
+                                  fig_margin=dict(top=35, bottom=45, left=72, right=10))
         top = w.HBox([self.fig_delta, self.fig_spec], layout=w.Layout(flex_flow="row wrap"))
         bottom = w.HBox([self.fig_scan, w.VBox([self.fig_asym, self.readout])], layout=w.Layout(flex_flow="row wrap"))
         return w.VBox([top, bottom], layout=w.Layout(flex="1 1 auto", min_width="500px"))

@@ -237,7 +237,7 @@ class ShibaPanel(Panel):
                                   axes=[bq.Axis(scale=xs, label="bias V (mV) · energy E (meV)"),
                                         bq.Axis(scale=ys, side="left", label="normalised dI/dV, ρ")],
                                   legend_location="top-left", layout=w.Layout(width="100%", height="360px"),
-                                  fig_margin=dict(top=40, bottom=50, left=60, right=20))
+                                  fig_margin=dict(top=40, bottom=50, left=72, right=20))
         self.fig_spec.add_class("gs-spectrum")
 
         mx, my = bq.LinearScale(), bq.LinearScale()

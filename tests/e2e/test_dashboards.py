@@ -241,7 +241,8 @@ def test_no_control_label_is_truncated(page, voila_url, key):
     page.goto(f"{voila_url}/voila/render/{PANELS[key].notebook}")
     page.wait_for_selector(".gs-panel", timeout=90_000)
     cut = page.eval_on_selector_all(
-        ".gs-panel .widget-label, .gs-panel .widget-toggle-button, .gs-panel .widget-button",
+        ".gs-panel .widget-label, .gs-panel .widget-toggle-button, .gs-panel .widget-button, "
+        ".gs-panel .widget-checkbox label",
         "els => els.filter(e => e.offsetParent !== null && e.scrollWidth > e.clientWidth + 1)"
         ".map(e => e.innerText)")
     assert cut == [], f"truncated: {cut}"
