@@ -161,7 +161,9 @@ def topic_rows() -> None:
         spec = importlib.util.spec_from_file_location(path.stem, path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        if hasattr(module, "rows"):
+        if hasattr(module, "print_rows"):       # modules whose rows() returns records print them here
+            module.print_rows()
+        elif hasattr(module, "rows"):
             module.rows()
 
 

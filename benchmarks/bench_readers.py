@@ -61,9 +61,15 @@ def rows() -> list[dict[str, float | str | int]]:
     return out
 
 
-if __name__ == "__main__":
-    print(f"{'case':<44} {'shape':>14} {'file MiB':>9} {'best ms':>9} {'median ms':>10} {'peak MiB':>9} "
+def print_rows() -> None:
+    """The readers' benchmark lines (called by benchmarks/bench.py)."""
+    print("\nReaders (time and peak memory, tracemalloc)")
+    print(f"  {'case':<44} {'shape':>14} {'file MiB':>9} {'best ms':>9} {'median ms':>10} {'peak MiB':>9} "
           f"{'peak/file':>9}")
     for r in rows():
-        print(f"{r['case']:<44} {r['shape']:>14} {r['file_MiB']:9.1f} {r['best_ms']:9.1f} {r['median_ms']:10.1f} "
+        print(f"  {r['case']:<44} {r['shape']:>14} {r['file_MiB']:9.1f} {r['best_ms']:9.1f} {r['median_ms']:10.1f} "
               f"{r['peak_MiB']:9.1f} {r['peak_per_file_size']:9.2f}")
+
+
+if __name__ == "__main__":
+    print_rows()
