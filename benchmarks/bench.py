@@ -6,24 +6,15 @@ Prints numbers; it is not a timed test.  Run with ``make bench``.
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
 import numpy as np
+from _timing import best
 
 from gapscope.kernels import dos, tunneling, ysr
 from gapscope.kernels.constants import KB
 from gapscope.widgets import PRESETS, GapPanel, ShibaPanel, Task
 from gapscope.widgets.gap_panel import SYMMETRIES
-
-
-def best(f, repeat: int = 15) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - t0)
-    return min(times), statistics.median(times)
 
 
 def naive_sis_didv(V, sample, td, tg, T, vrms):

@@ -14,21 +14,13 @@ import statistics
 import time
 
 import numpy as np
+from _timing import best
 from scipy.optimize import brentq
 
 from gapscope.kernels import ising, nambu
 from gapscope.kernels.constants import KB
 from gapscope.widgets import Task
 from gapscope.widgets.ising_panel import N_BIAS, N_T, IsingPanel
-
-
-def best(f, repeat: int = 15) -> tuple[float, float]:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - t0)
-    return min(times), statistics.median(times)
 
 
 def _bdg(delta: float, beta: float, h: np.ndarray, eta: float) -> np.ndarray:

@@ -10,10 +10,10 @@ run alone with ``.venv/bin/python benchmarks/bench_proximity.py``.
 from __future__ import annotations
 
 import math
-import statistics
 import time
 
 import numpy as np
+from _timing import best as _best
 
 from gapscope.kernels import proximity
 from gapscope.kernels.constants import KB
@@ -22,12 +22,7 @@ from gapscope.widgets.proximity_panel import N_BIAS, N_ENERGIES, ProximityPanel
 
 
 def best(f, repeat: int = 7) -> tuple[float, float]:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - t0)
-    return min(times), statistics.median(times)
+    return _best(f, repeat)
 
 
 def naive_solve(j: proximity.Junction, tol: float = 1e-8, max_iter: int = 2000) -> tuple[np.ndarray, int]:

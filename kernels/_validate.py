@@ -38,5 +38,18 @@ def array(name: str, value: Any) -> np.ndarray:
     return a
 
 
+def lsq_errors(result: Any, n_data: int, *, scaled: bool) -> np.ndarray:
+    """1σ errors of a scipy ``least_squares`` result from (JᵀJ)⁻¹, scaled by χ²/dof when ``scaled``
+    (no measurement errors given); NaN where JᵀJ is singular."""
+    n_par = len(result.x)
+    try:
+        cov = np.linalg.inv(result.jac.T @ result.jac)
+    except np.linalg.LinAlgError:
+        return np.full(n_par, np.nan)
+    if scaled:
+        cov = cov * float(np.sum(result.fun ** 2)) / max(n_data - n_par, 1)
+    return np.sqrt(np.maximum(np.diag(cov), 0.0))
+
+
 def _u(unit: str) -> str:
     return f" (in {unit})" if unit else ""

@@ -323,15 +323,7 @@ def fit_tc_detailed(T: np.ndarray, delta: np.ndarray, *, sigma: np.ndarray | flo
             return (delta0_from_ratio(tc=p[0], ratio=fixed_ratio) * reduced_gap(T / p[0]) - d) / s
         p0, lb = [tc0], [1e-6]
     r = least_squares(resid, p0, bounds=(lb, np.inf), x_scale="jac", xtol=1e-14, ftol=1e-14, gtol=1e-14)
-    dof = max(T.size - len(p0), 1)
-    chi2 = float(np.sum(r.fun ** 2))
-    try:
-        cov = np.linalg.inv(r.jac.T @ r.jac)
-        if sigma is None:
-            cov *= chi2 / dof
-        err = np.sqrt(np.maximum(np.diag(cov), 0.0))
-    except np.linalg.LinAlgError:
-        err = np.full(len(p0), np.nan)
+    err = _v.lsq_errors(r, T.size, scaled=sigma is None)
     if fixed_ratio is None:
         d0, tc = float(r.x[0]), float(r.x[1])
         d0e, tce = float(err[0]), float(err[1])

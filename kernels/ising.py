@@ -860,13 +860,7 @@ def fit_hc2(T: np.ndarray, B: np.ndarray, *, sigma: np.ndarray | float | None = 
                       diff_step=1e-6, xtol=1e-12, ftol=1e-12, gtol=1e-12)
     dof = max(T.size - len(p0), 1)
     chi2 = float(np.sum(r.fun ** 2))
-    try:
-        cov = np.linalg.inv(r.jac.T @ r.jac)
-        if sigma is None:
-            cov *= chi2 / dof
-        err = np.sqrt(np.maximum(np.diag(cov), 0.0))
-    except np.linalg.LinAlgError:
-        err = np.full(len(p0), np.nan)
+    err = _v.lsq_errors(r, T.size, scaled=sigma is None)
     beta = float(r.x[0])
     tcf = float(r.x[1]) if fit_tc else tc0
     return Hc2Fit(beta, tcf, float(err[0]), float(err[1]) if fit_tc else float("nan"), chi2 / dof, int(T.size))
