@@ -144,7 +144,7 @@ class GapPanel(Panel):
 
     def __init__(self, **values: Any) -> None:
         self.preset = w.Dropdown(options=["—"] + list(PRESETS), value="—", description="Preset",
-                                 style={"description_width": "7em"})
+                                 style={"description_width": "7em"}, layout=w.Layout(width="20em"))
         self.preset_info = w.HTML()
         self.readout = w.HTML()
         self.readout.add_class("gs-readout")
@@ -232,7 +232,7 @@ class GapPanel(Panel):
                 self.dot_gapT, *self.polar_scales)
 
     def header(self) -> list[w.Widget]:
-        return [self.preset, self.preset_info, *self.extras.values()]
+        return [w.HBox([self.preset, self.reset_button]), self.preset_info, *self.extras.values()]
 
     def footer(self) -> list[w.Widget]:
         exports = w.HBox([self.export_csv, self.export_png, self.export_svg], layout=w.Layout(flex_flow="row wrap"))
@@ -256,6 +256,13 @@ class GapPanel(Panel):
         self.controls["tip_gamma"].disabled = not sc
         self.controls["tip_tc"].disabled = not (sc and self.tip_follow.value)
         self.tip_follow.disabled = not sc
+
+    def reset(self) -> None:
+        """Back to the chosen preset — choosing it again in the dropdown changes nothing — or the defaults."""
+        if self.preset.value in PRESETS:
+            self._apply_preset({"new": self.preset.value})
+        else:
+            super().reset()
 
     def _apply_preset(self, change: dict) -> None:
         p = PRESETS.get(change["new"])

@@ -119,6 +119,9 @@ class Panel:
         self.manual = w.ToggleButton(value=False, description="Manual update", icon="hand-paper-o",
                                      tooltip="Recompute only when 'Update' is pressed (for slow models)")
         self.update_button = w.Button(description="Update", icon="refresh", disabled=True)
+        self.reset_button = w.Button(description="Reset", icon="undo", layout=w.Layout(width="8em"),
+                                     tooltip="back to the chosen preset (or the defaults): undoes moved sliders")
+        self.reset_button.add_class("gs-reset")
         self.status = w.HTML()
         self.status.add_class("gs-status")
         self.progress_bar = w.FloatProgress(value=0.0, min=0.0, max=1.0, layout=w.Layout(width="12em"))
@@ -141,6 +144,8 @@ class Panel:
         self._jobs: ThreadPoolExecutor | None = None
         self._job_task: Task | None = None
         self._job_future: Future | None = None
+        self._initial = {**{n: c.value for n, c in self.controls.items()},
+                         **{n: c.value for n, c in self.extras.items() if hasattr(c, "value")}}
         self.plot_area = self.build()
         self.widget = self.layout()
         self._wire()
@@ -221,6 +226,10 @@ class Panel:
     def set_extra(self, name: str, value: Any) -> None:
         raise TypeError(f"{type(self).__name__} has no control {name!r}")
 
+    def reset(self) -> None:
+        """Every control back to the panel's starting values (panels with presets re-apply the chosen one)."""
+        self.set(**self._initial)
+
     @contextlib.contextmanager
     def batch(self):
         """Suspend updates inside the block, then update once."""
@@ -242,6 +251,7 @@ class Panel:
         self.manual.observe(self._manual_toggled, "value")
         self.update_button.on_click(lambda _: self.refresh())
         self.cancel_button.on_click(lambda _: self.cancel())
+        self.reset_button.on_click(lambda _: self.reset())
         for widget, trait, callback in self.observers():
             if trait is None:
                 widget.on_click(callback)

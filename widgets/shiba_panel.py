@@ -184,7 +184,7 @@ class ShibaPanel(Panel):
         self.channels: dict[str, tuple[float, float]] = {"s": (values.get("alpha", ysr.ALPHA.default),
                                                                values.get("beta", ysr.BETA.default))}
         self.preset = w.Dropdown(options=["—"] + list(SHIBA_PRESETS), value="—", description="Preset",
-                                 style={"description_width": "7em"})
+                                 style={"description_width": "7em"}, layout=w.Layout(width="20em"))
         # which channel the α, β sliders edit (not itself a parameter of the computation)
         self.channel = w.Dropdown(options=list(SHAPE_OPTIONS), value="s", description="Channel",
                                   style={"description_width": "7em"})
@@ -279,7 +279,8 @@ class ShibaPanel(Panel):
                 self.line_e0, self.qpt_rule, self.dot_e0, *self.map_scales)
 
     def header(self) -> list[w.Widget]:
-        return [self.preset, self.preset_info, *self.extras.values(), self.channel, self.map_at, self.tip_box]
+        return [w.HBox([self.preset, self.reset_button]), self.preset_info, *self.extras.values(), self.channel,
+                self.map_at, self.tip_box]
 
     def footer(self) -> list[w.Widget]:
         self.export_spectrum = w.Button(description="Spectrum CSV", icon="download",
@@ -385,6 +386,13 @@ class ShibaPanel(Panel):
         with self.batch():
             self.channels.setdefault(change["new"], (a, b))
             self.controls["alpha"].value, self.controls["beta"].value = a, b
+
+    def reset(self) -> None:
+        """Back to the chosen preset — choosing it again in the dropdown changes nothing — or the defaults."""
+        if self.preset.value in SHIBA_PRESETS:
+            self._apply_preset({"new": self.preset.value})
+        else:
+            super().reset()
 
     def _apply_preset(self, change: dict) -> None:
         p = SHIBA_PRESETS.get(change["new"])

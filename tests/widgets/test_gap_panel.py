@@ -346,3 +346,18 @@ def test_polar_plot_has_a_square_area_and_exact_ticks(panel):
     for axis in panel.fig_polar.axes:
         t = np.asarray(axis.tick_values)
         assert t[2] == 0.0 and t[0] == -t[-1] and axis.tick_format == ".2f"
+
+
+def test_reset_returns_to_the_chosen_preset_and_else_to_the_defaults():
+    """Choosing the same preset again changes nothing in a dropdown, so moved sliders stayed moved."""
+    p = GapPanel()
+    name = next(iter(PRESETS))
+    p.preset.value = name
+    want = dict(p.values)
+    p.set(delta=0.5, gamma=0.2, tip="superconducting")
+    p.reset_button.click()
+    assert p.values == want
+    p.preset.value = "—"
+    p.set(delta=0.7)
+    p.reset()
+    assert p.values["delta"] == GapPanel().values["delta"]

@@ -443,3 +443,15 @@ def test_tip_position_can_be_typed(panel):
     panel.move_tip(0.1, 0.2)                                    # a click shows in the box
     ready(panel)
     assert panel.tip_box.value == "0.1, 0.2"
+
+
+def test_reset_returns_to_the_chosen_preset(small_maps):
+    p = ready(ShibaPanel())
+    p.preset.value = MN
+    ready(p)
+    want = dict(p.values)
+    p.set(kf=12.0, gamma=0.05)
+    ready(p)
+    p.reset_button.click()
+    ready(p)
+    assert p.values == want
