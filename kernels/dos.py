@@ -624,13 +624,6 @@ class SampleDOS:
     def __call__(self, E: np.ndarray | float) -> np.ndarray:
         return self.model.func(E, **self.params)
 
-    def sample(self, E: np.ndarray, h: float) -> np.ndarray:
-        """Values for a quadrature of step h: point values where Γ ≥ 2h resolves every
-        feature, exact cell averages otherwise (weight-conserving for unresolved peaks)."""
-        if self.width >= 2.0 * h and self.model.grid_cells is None:
-            return self(E)
-        return self.cell_average(E, h)
-
     def cell_average(self, E: np.ndarray, h: float) -> np.ndarray:
         """Mean of N over [E − h/2, E + h/2] for each E (exact in the quadrature sense)."""
         if h <= 0.0:

@@ -28,6 +28,7 @@ import io
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -110,6 +111,19 @@ def _wrong(name: str, fmt: str, wanted: str) -> FileFormatError:
     return FileFormatError(name, f"a {FORMATS[fmt]}, not {wanted}: read it with {other}")
 
 
+def _dispatch(path: str | os.PathLike, data: bytes | None, readers: dict, not_text: str, wanted: str) -> Any:
+    """Read ``path`` with the reader its detected format maps to in ``readers`` (format → reader(name, raw));
+    a text file gets ``not_text``, another known format the name of the right reader."""
+    name, raw, fmt = _load(path, data)
+    if not raw:
+        raise FileFormatError(name, "the file is empty")
+    if fmt in readers:
+        return readers[fmt](name, raw)
+    if fmt == "text":
+        raise FileFormatError(name, not_text)
+    raise _wrong(name, fmt, wanted)
+
+
 def read_spectrum(path: str | os.PathLike, *, data: bytes | None = None, bias_unit: str | None = None,
                   bias_column: str | int | None = None) -> Spectrum:
     """Read a spectrum: Nanonis ``.dat``, Createc ``.VERT``, RHK ``.sm4`` (line pages) or CSV/TXT.
@@ -163,16 +177,8 @@ def read_grid(path: str | os.PathLike, *, data: bytes | None = None) -> Grid:
     FileFormatError
         With the file name and the problem.
     """
-    name, raw, fmt = _load(path, data)
-    if not raw:
-        raise FileFormatError(name, "the file is empty")
-    if fmt == "nanonis_3ds":
-        return nanonis.read_3ds(name, raw)
-    if fmt == "rhk_sm4":
-        return rhk.read_sm4_grid(name, raw)
-    if fmt == "text":
-        raise FileFormatError(name, "no ':HEADER_END:' line: not a .3ds grid (or its header is cut off)")
-    raise _wrong(name, fmt, "a grid")
+    return _dispatch(path, data, {"nanonis_3ds": nanonis.read_3ds, "rhk_sm4": rhk.read_sm4_grid},
+                     "no ':HEADER_END:' line: not a .3ds grid (or its header is cut off)", "a grid")
 
 
 def read_image(path: str | os.PathLike, *, data: bytes | None = None) -> Image:
@@ -188,16 +194,8 @@ def read_image(path: str | os.PathLike, *, data: bytes | None = None) -> Image:
     FileFormatError
         With the file name and the problem.
     """
-    name, raw, fmt = _load(path, data)
-    if not raw:
-        raise FileFormatError(name, "the file is empty")
-    if fmt == "nanonis_sxm":
-        return nanonis.read_sxm(name, raw)
-    if fmt == "rhk_sm4":
-        return rhk.read_sm4_image(name, raw)
-    if fmt == "text":
-        raise FileFormatError(name, "not a scan image (no ':NANONIS_VERSION:' header)")
-    raise _wrong(name, fmt, "an image")
+    return _dispatch(path, data, {"nanonis_sxm": nanonis.read_sxm, "rhk_sm4": rhk.read_sm4_image},
+                     "not a scan image (no ':NANONIS_VERSION:' header)", "an image")
 
 
 def read_any(path: str | os.PathLike, *, data: bytes | None = None) -> Spectrum | Grid | Image:
