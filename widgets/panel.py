@@ -149,7 +149,9 @@ class Panel:
         self.plot_area = self.build()
         self.widget = self.layout()
         self._wire()
-        self.refresh()
+        # The first state is computed before the panel is shown, even for a background panel: a page then
+        # arrives complete (Voilà waits for it) instead of racing its first result against the page's load.
+        self.refresh(wait=True)
 
     # ------------------------------------------------------------------ subclass hooks
     def make_extras(self) -> dict[str, w.Widget]:
