@@ -1,7 +1,8 @@
 """Yu-Shiba-Rusinov states of classical spins on an s-wave superconductor (T-matrix).
 
 Modules: :mod:`.model` (substrate, channels, impurities, closed forms), :mod:`.propagators`
-(the :class:`PropagatorSet` interface and the continuum band), :mod:`.tmatrix` (vertex,
+(the :class:`PropagatorSet` interface and the continuum band), :mod:`.rashba` (the 2D band with
+Rashba spin–orbit coupling), :mod:`.geometry` (Nb(110) sites, spin textures), :mod:`.tmatrix` (vertex,
 t-matrix, energies, residues), :mod:`.engine` (cached LDOS, sample DOS and maps).  The Pauli
 algebra is :mod:`gapscope.kernels.nambu`.
 
@@ -35,6 +36,15 @@ Green's functions
     ``tip_height``.  Between sites in 3D, channels of any shape couple through the plane-wave
     expansion Σ_L (2L + 1) i^L P_L (the same on-shell radial functions).
     t = (1 − v𝒢)⁻¹ v = (v⁻¹ − 𝒢)⁻¹ in channel space;  g(r, r) = g₀ + Φ(r) t Φ̄(r).
+Rashba (2D only, :mod:`.rashba`)
+    ``Substrate(rashba=α_R)`` (meV·nm) adds α_R(k_y σ_x − k_x σ_y) to the band, τ_z ⊗ it in Nambu
+    space (time-reversal even).  Helicity bands ξ_λ = ξ_k + λα_R k, k_so = α_R k_F/ħv_F,
+    k_± = √(k_F² + k_so²) ∓ k_so, N_λ/N₀ = k_λ/√(k_F² + k_so²).  Between s channels
+    g₀(r) = Σ_λ ½ [f^λ₀ σ₀ + iλ f^λ₁ (σ_x r̂_y − σ_y r̂_x)] (exact); orbital channels couple through
+    K_n = Σ_λ ½ [Γ^λ_n ⊗ σ₀ + λΓ^λ_{n+1} ⊗ (−iσ₋) + λΓ^λ_{n−1} ⊗ (iσ₊)], σ_± = (σ_x ± iσ_y)/2, and on
+    site the λ-odd part (k_so/√(k_F² + k_so²))(z + Δτ_x)/Ω couples m ↔ m ± 1 with a spin flip.
+    :func:`.propagators.make_propagators` picks :class:`~.rashba.RashbaPropagators` for α_R ≠ 0.
+    Nb(110) geometries, spin textures and α_R = 2t_R a: :mod:`.geometry`.
 Dynes broadening
     z = ω + iΓ inside every g₀ (channel matrix and map propagators), not added afterwards:
     the bulk DOS is then exactly the Dynes DOS Re[z/√(z² − Δ²)], and the T-matrix sees the
@@ -64,8 +74,10 @@ import numpy as np
 
 from . import engine as engine
 from . import fitmodels as fitmodels  # noqa: E402,I001  (registers the topic's fit models)
+from . import geometry as geometry
 from . import model as model
 from . import propagators as propagators
+from . import rashba as rashba
 from . import tmatrix as tmatrix
 from .engine import Engine, ldos
 from .model import (
@@ -76,6 +88,7 @@ from .model import (
     HBAR_VF,
     KF,
     ORBITAL_RADIUS,
+    RASHBA,
     SHAPES,
     SHAPES_3D,
     TIP_HEIGHT,
@@ -91,13 +104,15 @@ from .model import (
 )
 from .propagators import ContinuumPropagators, PropagatorSet
 from .propagators import make_propagators as make_propagators
+from .rashba import RashbaPropagators
 from .tmatrix import energies, residue_maps
 from .tmatrix import solve_t as solve_t
 
 __all__ = ["Substrate", "Channel", "Impurity", "energies", "ldos", "single_energy", "critical_alpha",
            "residue_maps", "physical_to_dimensionless", "dimensionless_to_physical", "SHAPES", "Propagators",
            "Engine", "PropagatorSet", "ContinuumPropagators", "DELTA", "GAMMA", "KF", "HBAR_VF", "ALPHA", "BETA",
-           "TIP_RADIUS", "TIP_HEIGHT", "ORBITAL_RADIUS", "SHAPES_3D", "tip_geometry", "fitmodels"]
+           "TIP_RADIUS", "TIP_HEIGHT", "ORBITAL_RADIUS", "SHAPES_3D", "tip_geometry", "fitmodels",
+           "RASHBA", "geometry", "rashba", "RashbaPropagators"]
 
 
 class Propagators(ContinuumPropagators):

@@ -4,7 +4,9 @@
 
 with Φ, Φ̄, g₀ from a :class:`~.propagators.PropagatorSet` and t from :mod:`.tmatrix`.  The
 contraction goes through the propagators' reduced maps: Tr[P Φ t Φ̄] = Σ rows·T̃·cols with
-T̃ = ``prop.reduce_t(t, S)``; :func:`ldos` is :meth:`Engine.ldos` on a fresh engine.
+T̃ = ``prop.reduce_t(t, S)``; :func:`ldos` is :meth:`Engine.ldos` on a fresh engine.  Maps
+(:meth:`Engine.weighted_map`) factor rows = P(z)·S(r, Ω(z)) into energy-only factors and smooth
+harmonic radial profiles (:class:`_FastMap`), so that the pixels see only a few energy nodes.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ from __future__ import annotations
 from collections.abc import Hashable, Sequence
 
 import numpy as np
+from scipy import sparse
 
 from .. import _validate as _v
 from .. import nambu
 from ..sampling import PointDOS
 from .model import SHAPES, Impurity, Substrate, tip_geometry
-from .propagators import make_propagators
+from .propagators import ContinuumPropagators, PropagatorSet, make_propagators
 from .tmatrix import solve_t
 
 __all__ = ["Engine", "ldos"]
@@ -55,6 +58,10 @@ class Engine:
     cache_mb : float
         Memory budget of the map cache, MiB.
     """
+
+    #: use the smooth harmonic factorisation for maps where the propagators offer one (False: the reduced
+    #: maps only, as before it existed — for benchmarks and comparisons)
+    fast_maps: bool = True
 
     def __init__(self, substrate: Substrate, impurities: Sequence[Impurity], *, cache_mb: float = 512.0) -> None:
         self.cache_bytes = cache_mb * 2 ** 20
@@ -94,8 +101,46 @@ class Engine:
         return self._g[k]
 
     def t_matrix(self, z: np.ndarray) -> np.ndarray:
-        """t(z) = (1 − v𝒢)⁻¹v with the cached 𝒢, (len(z), n, n)."""
-        return solve_t(self.prop, z, self.channel_matrix(z))
+        """t(z) = (1 − v𝒢)⁻¹v with the cached 𝒢, (len(z), n, n).
+
+        Spin-diagonal propagators (𝒢 = g ⊗ σ₀, :class:`ContinuumPropagators`) with collinear spins n̂_c = s_c û:
+        in the frame where û·σ = σ_z, v = β τ_z ⊗ σ₀ + α s_c τ₀ ⊗ σ_z is diagonal, so t splits into two
+        2C × 2C solves t_σ = (1 − v_σ g)⁻¹ v_σ, v_σ = diag(β + σαs_c, −β + σαs_c), and
+        t[(cτs), (dτ′s′)] = Σ_σ U[s, σ] t_σ[(cτ), (dτ′)] U*[s′, σ] (U the eigenvectors of û·σ for σ = ±1).
+        """
+        G = self.channel_matrix(z)
+        split = self._collinear()
+        if split is None:
+            return solve_t(self.prop, z, G)
+        U, alpha_s, beta = split
+        g = G[:, 0::2, 0::2]                                   # τ-blocks: index 4c + 2τ + s → (c, τ) at s = 0
+        E, C2, _ = g.shape
+        out = np.zeros((E, C2, 2, C2, 2), dtype=complex)
+        eye = np.eye(C2)
+        for k, sgn in enumerate((1.0, -1.0)):
+            vd = (np.stack([beta, -beta], axis=1) + sgn * alpha_s[:, None]).ravel()      # (2C,) diagonal of v_σ
+            t_s = np.linalg.solve(eye[None] - vd[None, :, None] * g, np.broadcast_to(np.diag(vd), g.shape))
+            for a in range(2):
+                for b in range(2):
+                    out[:, :, a, :, b] += (U[a, k] * np.conj(U[b, k])) * t_s
+        return out.reshape(E, 2 * C2, 2 * C2)
+
+    def _collinear(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(U (2, 2), α_c s_c (C,), β_c (C,)) when 𝒢 is spin-diagonal and all spins are ±û; else None."""
+        if not isinstance(self.prop, ContinuumPropagators):
+            return None
+        dirs = [site.direction for site in self.prop.sites for _ in site.channels]
+        u = dirs[0]
+        dots = np.array([float(np.dot(d, u)) for d in dirs])
+        if np.any(np.abs(np.abs(dots) - 1.0) > 1e-14):
+            return None
+        pauli = np.array([[[0, 1], [1, 0]], [[0, -1j], [1j, 0]], [[1, 0], [0, -1]]], dtype=complex)
+        vals, vecs = np.linalg.eigh(np.einsum("i,iab->ab", u, pauli))
+        U = vecs[:, ::-1]                                                      # columns: û·σ = +1, −1
+        alpha_s = np.array([a * np.sign(dt) for (site, (_, a, _)), dt in
+                            zip(((s, c) for s in self.prop.sites for c in s.channels), dots, strict=True)])
+        beta = np.array([b for site in self.prop.sites for _, _, b in site.channels])
+        return U, alpha_s, beta
 
     def _reduced(self, points: np.ndarray, z: np.ndarray, rc: float, part: str, exact: bool = False
                  ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -119,7 +164,7 @@ class Engine:
             out = (rows, cols)
         size = sum(a.nbytes for a in out if a is not None)
         if size <= self.cache_bytes:
-            if sum(a.nbytes for v in self._y.values() for a in v if a is not None) + size > self.cache_bytes:
+            if self._cached_bytes() + size > self.cache_bytes:
                 self._y.clear()
             self._y[k] = out
         return out
@@ -248,26 +293,87 @@ class Engine:
 
         return PointDOS(func, width=self.substrate.gamma)
 
-    def map_cost(self, n_points: int, n_energies: int, *, extent: float, part: str = "electron"
-                 ) -> tuple[float, float]:
+    def map_cost(self, n_points: int, n_energies: int, *, extent: float, part: str = "electron",
+                 energies: np.ndarray | None = None, orbital_radius: float | None = None,
+                 tip_height: float | None = None) -> tuple[float, float]:
         """Estimated cost of :meth:`weighted_map` before computing it: (bytes, radial evaluations).
 
-        ``n_points`` pixels within ``extent`` nm of every site, ``n_energies`` energies kept.  The
-        bytes are the rows and columns of the LDOS contraction (complex64, τ components ×
-        pixels × energies × 2 per channel, twice) and, where the propagators tabulate f_n(ρ) on a
-        grid of λ_F/64 (as they do when that grid is shorter than four times the pixels), that table
-        with its temporaries; the evaluations are the Hankel functions computed.  A panel compares
-        them with its budget and coarsens or refuses a map instead of exhausting the machine.
+        ``n_points`` pixels within ``extent`` nm of every site, ``n_energies`` energies kept.
+
+        * Fast path (propagators with a smooth factorisation, one tip height): the cached S, S̄
+          (complex128, pixels × Q·F with Q ≤ 28 energy nodes and F = 2 functions per channel), the
+          interpolation's temporaries (about three more of them), the energy factors (E × K × m × F,
+          three times), the check values and 𝒢(z), t(z) with the solver's temporaries (5 × E × n²);
+          the evaluations are the radial tables (radii × Q × harmonics, radii at λ_F/128 and ρ₀/24) or,
+          where those are longer than the pixels, the pixels × Q × harmonics, plus 4 check points per
+          site × E × harmonics.
+        * Otherwise the reduced maps: rows and columns (complex64, τ components × pixels × energies × 2
+          per channel, twice), streamed over points within the cache budget when larger, each chunk with
+          its radial table (λ_F/64 grid, when shorter than four times the chunk's pixels), and 𝒢, t.
+
+        With ``energies`` (the kept energies, meV) and the geometry keywords of :meth:`weighted_map`, the
+        node count of the fast path is found as the map would find it (a few evaluations at 4 points per
+        site) and the estimate is that path's; without them it is the larger of the two (an upper bound:
+        the fast path declines when 28 nodes do not reach its tolerance).  A panel compares them with its
+        budget and coarsens or refuses a map instead of exhausting the machine.
         """
         n_tau = 2 if part == "total" else 1
         channels = len(self.prop.index)
         harmonics = sum(len(SHAPES[shape][1]) if shape in SHAPES else 1 for _, shape in self.prop.index)
-        rows = 1.5 * 2 * n_tau * n_points * n_energies * 2 * channels * 8.0
-        nr = int(np.ceil(extent / (2.0 * np.pi / self.substrate.kf / 64))) + 4
-        if nr <= 20000 and nr <= 4 * n_points:          # the propagators' rule for a radial table
-            return rows + 12.0 * nr * n_energies * 16.0, float(nr * n_energies * harmonics)
-        return rows + 12.0 * min(n_points, 2e5 / max(n_energies * channels, 1)) * n_energies * 16.0, \
-            float(n_points * n_energies * harmonics)
+        lam = 2.0 * np.pi / self.substrate.kf
+        E = max(int(n_energies), 1)
+        solve = 5.0 * E * self.prop.n ** 2 * 16.0            # 𝒢(z), t(z) and the solver's temporaries
+        # ---- reduced-map path
+        per_point = 1.5 * 2 * n_tau * E * 2 * channels * 8.0
+        rows = n_points * per_point
+        nr = int(np.ceil(extent / (lam / 64))) + 4
+        if rows <= self.cache_bytes:
+            chunks, chunk = 1, n_points
+        else:
+            chunk = max(1, int(self.cache_bytes // per_point))
+            chunks, rows = int(np.ceil(n_points / chunk)), min(rows, self.cache_bytes)
+        if nr <= 20000 and nr <= 4 * chunk:          # the propagators' rule for a radial table
+            slow = (solve + rows + 12.0 * nr * E * 16.0, float(chunks * nr * E * harmonics))
+        else:
+            slow = (solve + rows + 12.0 * min(chunk, 2e5 / max(E * channels, 1)) * E * 16.0,
+                    float(n_points * E * harmonics))
+        # ---- fast path
+        if self.prop.map_factors(np.array([1j]), part) is None:
+            return slow
+        n_fun = 2 * channels
+        m = self.prop.reduce_t(np.zeros((1, self.prop.n, self.prop.n), dtype=complex), np.eye(2)).shape[-1]
+        Q = max(FAST_NODES)
+        if energies is not None:
+            planned = self._plan_nodes(np.asarray(energies, dtype=float), extent, part, orbital_radius, tip_height)
+            if planned is None:
+                return slow
+            Q = planned
+        rho0 = orbital_radius if orbital_radius is not None else 0.1
+        step = min(lam / _PER_WAVELENGTH, rho0 / _PER_RHO0) if rho0 > 0 else lam / _PER_WAVELENGTH
+        radii = int(np.ceil(extent / step)) + 7
+        per_site = min(radii, n_points) * Q * harmonics
+        fast_bytes = (solve + 4.0 * n_points * Q * n_fun * 16.0 + 3.0 * E * n_tau * m * n_fun * 16.0
+                      + 2.0 * radii * Q * n_fun * 5 * 16.0 + 8.0 * len(self.prop.sites) * E * n_fun * 16.0)
+        fast = (fast_bytes, float(per_site + 4 * len(self.prop.sites) * E * harmonics))
+        if energies is not None:
+            return fast
+        return max(fast[0], slow[0]), max(fast[1], slow[1])
+
+    def _plan_nodes(self, energies: np.ndarray, extent: float, part: str, orbital_radius: float | None,
+                    tip_height: float | None) -> int | None:
+        """Node count the fast path would take for pixels within ``extent`` of every site (None: it declines)."""
+        z = energies.ravel() + 1j * self.substrate.gamma
+        ring = []
+        for s in self.prop.sites:
+            for r in (0.0, extent):
+                ring.append(s.position[:2] + np.array([r, 0.0]))
+        pts, rc = tip_geometry(self.substrate, np.array(ring), tip_height=tip_height, orbital_radius=orbital_radius)
+        probe = _FastMap.__new__(_FastMap)
+        try:
+            nodes, _ = probe._nodes(self.prop, pts, z, rc)
+        except _NoFastMap:
+            return None
+        return int(nodes.size)
 
     def weighted_map(self, points: np.ndarray, energies: np.ndarray, weights: np.ndarray, *,
                      part: str = "electron", spin_axis: Sequence[float] | None = None,
@@ -275,9 +381,16 @@ class Engine:
                      orbital_radius: float | None = None) -> np.ndarray:
         """Σ_j w_j ρ(r, E_j) at every point: a dI/dV map when w are tunnelling weights.
 
-        Energies whose |w_j| is below ``prune``·max|w| are skipped.  Single-precision cached
-        maps (relative error ~1e-7) and, for large maps, tabulated radial functions.  Points and
-        the geometry keywords (``tip_radius``, ``tip_height``, ``orbital_radius``) as in :meth:`ldos`.
+        Energies whose |w_j| is below ``prune``·max|w| are skipped.  Where the propagators offer a
+        smooth factorisation (:meth:`PropagatorSet.map_factors`; continuum and Rashba bands) and the
+        tip has one height, the map is Σ S(p)·𝒦·S̄(p) over angular harmonics e^{inφ} of radial profiles
+        tabulated per site and interpolated (6-point Lagrange, λ_F/128 and ρ₀/24 steps) at a few nodes
+        of Ω(z) interpolated over all energies (checked to 1e-9 against direct evaluation): ≲ 1e-8 of
+        the map's scale, cached in double precision (bytes: :meth:`map_cost`); a coupling change then
+        costs the t-matrix solves and small products.  Otherwise single-precision cached reduced maps
+        (relative error ~1e-7; streamed over points when larger than the cache) and, for large maps,
+        tabulated radial functions.  Points and the geometry keywords (``tip_radius``, ``tip_height``,
+        ``orbital_radius``) as in :meth:`ldos`.
         """
         if self.substrate.gamma <= 0.0:
             raise ValueError("maps need substrate.gamma > 0 (use ysr.residue_maps at Γ = 0)")
@@ -294,6 +407,10 @@ class Engine:
         z = e + 1j * self.substrate.gamma
         if self.prop.n == 0:
             return np.full(pts.shape[0], float(self._bulk(z, part, spin) @ w))
+        fast = self._fast_map(pts, z, rc, part)
+        if fast is not None:               # smooth harmonic factorisation: exact to ~1e-9 of the map's scale
+            tt = self.prop.reduce_t(self.t_matrix(z), spin) * w[:, None, None]
+            return float(self._bulk(z, part, spin) @ w) + fast.correction(tt)
         radial = self.prop.radial_profile(pts, rc)
         if radial is not None:             # isotropic single impurity: compute a profile, interpolate
             centre, grid, dist = radial
@@ -301,8 +418,22 @@ class Engine:
                                      part=part, spin_axis=spin_axis, orbital_radius=rc, prune=0.0)
             return _lagrange4(grid, prof, dist)
         bulk = float(self._bulk(z, part, spin) @ w)
+        ttw = self.prop.reduce_t(self.t_matrix(z), spin) * w[:, None, None]
+        per_point = 1.5 * 2 * (2 if part == "total" else 1) * z.size * ttw.shape[-1] * 8
+        if pts.shape[0] * per_point > self.cache_bytes:     # too large to cache: stream over points
+            step = max(1, int(self.cache_bytes // per_point))
+            out = np.empty(pts.shape[0])
+            for lo in range(0, pts.shape[0], step):
+                r_, c_ = self.prop.reduced_map(pts[lo:lo + step], z, rc, part, tabulate=True)
+                out[lo:lo + step] = self._corr(r_, c_, ttw)
+            return bulk + out
         rows, cols = self._reduced(pts, z, rc, part)
-        tt = (self.prop.reduce_t(self.t_matrix(z), spin) * w[:, None, None]).astype(rows.dtype)
+        return bulk + self._corr(rows, cols, ttw)
+
+    @staticmethod
+    def _corr(rows: np.ndarray, cols: np.ndarray | None, ttw: np.ndarray) -> np.ndarray:
+        """−½ Im Σ_e rows·(w T̃)·cols per point for single-precision reduced maps (``cols`` None: outer product)."""
+        tt = ttw.astype(rows.dtype)
         if cols is None:   # one channel: cached outer product, one matrix–vector product
             P = rows.shape[0]
             corr = -0.5 * np.imag(rows.reshape(P, -1) @ np.swapaxes(tt, 1, 2).reshape(-1))
@@ -313,8 +444,259 @@ class Engine:
             for lo in range(0, P, step):
                 tc = np.einsum("eba,tpea->tpeb", tt, cols[:, lo:lo + step])
                 corr[lo:lo + step] = -0.5 * np.imag(np.einsum("tpeb,tpeb->p", rows[:, lo:lo + step], tc))
-        return bulk + corr.astype(float)
+        return corr.astype(float)
 
+    def _fast_map(self, pts: np.ndarray, z: np.ndarray, rc: float, part: str) -> _FastMap | None:
+        """The cached :class:`_FastMap` of these points and energies, or None where it does not apply."""
+        if not self.fast_maps:
+            return None
+        k = (pts.tobytes(), z.tobytes(), rc, part, "fast")
+        if k in self._y:
+            return self._y[k][0]
+        try:
+            fast: _FastMap | None = _FastMap(self.prop, pts, z, rc, part)
+        except _NoFastMap:
+            fast = None
+        size = fast.nbytes if fast is not None else 0
+        if size <= self.cache_bytes:
+            if self._cached_bytes() + size > self.cache_bytes:
+                self._y.clear()
+            self._y[k] = (fast,)
+        return fast
+
+    def _cached_bytes(self) -> int:
+        return int(sum(a.nbytes for v in self._y.values() for a in v if a is not None))
+
+
+# ----------------------------------------------------------------------------- fast maps
+#: Ω-interpolation: relative tolerance of the smooth functions at the check points, node counts tried
+FAST_TOL = 1e-9
+FAST_NODES = (4, 6, 8, 11, 14, 18, 23, 28)
+#: radial tables: points per wavelength 2π/k of the oscillations, and per regulariser ρ₀ = √(h² + r_o²)
+_PER_WAVELENGTH = 128
+_PER_RHO0 = 24
+
+
+class _NoFastMap(Exception):
+    """The fast map path does not apply (the engine then uses the reduced maps)."""
+
+
+def _leja(x: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the first n Leja points of the (complex) set x: each next one maximises Π|x − x_j|."""
+    n = min(n, x.size)
+    first = int(np.argmax(np.abs(x - x.mean())))
+    idx = [first]
+    logd = np.log(np.abs(x - x[first]) + 1e-300)
+    for _ in range(1, n):
+        logd[idx] = -np.inf
+        j = int(np.argmax(logd))
+        if not np.isfinite(logd[j]):
+            break
+        idx.append(j)
+        logd = logd + np.log(np.abs(x - x[j]) + 1e-300)
+    return np.array(idx, dtype=np.intp)
+
+
+def _lagrange_basis(nodes: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """L[e, q] = Π_{j≠q} (x_e − x_j)/(x_q − x_j): polynomial interpolation at ``nodes`` evaluated at x."""
+    L = np.ones((x.size, nodes.size), dtype=complex)
+    for q in range(nodes.size):
+        for j in range(nodes.size):
+            if j != q:
+                L[:, q] *= (x - nodes[j]) / (nodes[q] - nodes[j])
+    return L
+
+
+def _lagrange6(x0: float, h: float, n: int, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """6-point Lagrange stencils on the uniform grid x0 + h·j (j < n): (first index (P,), weights (P, 6))."""
+    u = (x - x0) / h
+    j0 = np.clip(np.floor(u).astype(np.intp), 2, n - 4)
+    t = u - j0
+    nodes = np.arange(-2, 4)
+    w = np.ones((x.size, 6))
+    for a in range(6):
+        for b in range(6):
+            if a != b:
+                w[:, a] *= (t - nodes[b]) / (nodes[a] - nodes[b])
+    return j0 - 2, w
+
+
+class _FastMap:
+    """A map's propagators as Σ_{q,f} S_f(r, x_q) L_q(z): smooth harmonic functions at a few nodes x_q of the
+    variable x(z) of :meth:`PropagatorSet.map_variable`, interpolated over all energies by the Lagrange
+    polynomials L_q, and, for each site, tabulated per harmonic on a radial grid (6-point Lagrange) when
+    that is cheaper than evaluating every pixel.
+
+    With the energy-only factors P of :meth:`PropagatorSet.map_factors`,
+
+        Σ_e w_e Σ_{k,a,b} rows[k,p,e,a] T̃[e,a,b] cols[k,p,e,b] = S(p)·𝒦·S̄(p),
+        𝒦[(q,f),(r,g)] = Σ_e L_q(z_e) L_r(z_e) Σ_{k,a,b} P[k,e,a,f] w_e T̃[e,a,b] P̄[k,e,b,g],
+
+    so a coupling change costs the E small solves, 𝒦 (E·(QF)²) and one (P × QF)·(QF × QF) product.  The
+    node count Q grows until the interpolated smooth functions agree with direct evaluation to
+    ``FAST_TOL`` (relative) at check points spanning the map's distances, all energies; the radial grid
+    has λ/128 and ρ₀/24 steps (6-point interpolation error ≲ 1e-8 relative).  Raises ``_NoFastMap`` when
+    the propagators have no factorisation, the tip height varies, or no node count up to 28 suffices.
+    """
+
+    def __init__(self, prop: PropagatorSet, pts: np.ndarray, z: np.ndarray, rc: float, part: str,
+                 tabulate: bool | None = None) -> None:
+        fac = prop.map_factors(z, part)
+        if fac is None:
+            raise _NoFastMap("no smooth factorisation")
+        self.P, self.Pb, owner = fac
+        self.nodes, self.L = self._nodes(prop, pts, z, rc)
+        zq = z[self.nodes]
+        F = self.P.shape[-1]
+        Q = self.nodes.size
+        self.tabulated: list[bool] = []
+        #: per site: its columns in the Q·F layout, S and S̄ at the pixels (P, Q·F_i) (empty when a lone site's
+        #: tables suffice), its same-site radial tables or None
+        self.sites: list[tuple[np.ndarray, np.ndarray, np.ndarray, _SiteTables | None]] = []
+        users = [i for i in range(len(prop.sites)) if np.any(owner == i)]
+        for i in users:
+            s, sb, idx, tables = self._site(prop, i, pts, zq, rc, tabulate)
+            cols = (np.arange(Q)[:, None] * F + idx[None, :]).ravel()
+            if len(users) == 1 and tables is not None:
+                s = sb = np.zeros((pts.shape[0], 0, idx.size), dtype=complex)
+            self.sites.append((cols, np.ascontiguousarray(s.reshape(pts.shape[0], -1)),
+                               np.ascontiguousarray(sb.reshape(pts.shape[0], -1)), tables))
+        self.n_pixels = pts.shape[0]
+
+    @staticmethod
+    def _geometry(prop: PropagatorSet, i: int, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        d = pts - prop.sites[i].position
+        if np.ptp(d[:, 2]) > 0.0:
+            raise _NoFastMap("tip heights differ")
+        return np.hypot(d[:, 0], d[:, 1]), np.arctan2(d[:, 1], d[:, 0]), float(d[0, 2])
+
+    def _nodes(self, prop: PropagatorSet, pts: np.ndarray, z: np.ndarray, rc: float
+               ) -> tuple[np.ndarray, np.ndarray]:
+        x = prop.map_variable(z)
+        if z.size <= FAST_NODES[0]:
+            return np.arange(z.size), np.eye(z.size, dtype=complex)
+        check = []
+        for i, site in enumerate(prop.sites):
+            d, _, h = self._geometry(prop, i, pts)
+            for r, ang in zip(np.linspace(d.min(), d.max(), 4), (0.0, 1.1, 2.3, 0.4), strict=True):
+                check.append((i, site.position + np.array([r * np.cos(ang), r * np.sin(ang), h])))
+        exact = []
+        for i in range(len(prop.sites)):
+            cp = np.array([p for j, p in check if j == i])
+            s, sb, _ = prop.map_smooth(i, cp, z, rc)
+            exact.append(np.concatenate([s, sb], axis=-1))          # (4, E, 2F_i)
+        order = _leja(x, max(FAST_NODES))
+        for q in FAST_NODES:
+            if q >= z.size:
+                return np.arange(z.size), np.eye(z.size, dtype=complex)
+            nodes = order[:q]
+            L = _lagrange_basis(x[nodes], x)
+            err = max(float(np.max(np.abs(np.einsum("eq,pqf->pef", L, ex[:, nodes]) - ex)))
+                      / max(float(np.max(np.abs(ex))), 1e-300) for ex in exact)
+            if err <= FAST_TOL:
+                return nodes, L
+        raise _NoFastMap(f"the smooth functions need more than {max(FAST_NODES)} energy nodes")
+
+    def _site(self, prop: PropagatorSet, i: int, pts: np.ndarray, zq: np.ndarray, rc: float,
+              tabulate: bool | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, _SiteTables | None]:
+        d, phi, height = self._geometry(prop, i, pts)
+        rho0 = float(np.hypot(height, rc))
+        nphi = 2 * int(prop.map_harmonic_max) + 2
+        step = 2.0 * np.pi / prop.map_wavenumber() / _PER_WAVELENGTH
+        if rho0 > 0.0:
+            step = min(step, rho0 / _PER_RHO0)
+        n = int(np.ceil((d.max() - d.min()) / step)) + 7
+        if tabulate is None:
+            tabulate = rho0 > 0.0 and n * nphi <= 2 * pts.shape[0]
+        self.tabulated.append(bool(tabulate))
+        if not tabulate:                                # direct evaluation at every pixel
+            return (*prop.map_smooth(i, pts, zq, rc), None)
+        x0 = d.min() - 2.5 * step                       # radii may be < 0: s_n(−d) = (−1)^n s_n(d), analytic
+        grid = x0 + step * np.arange(n)
+        orders, s, sb, idx = prop.map_harmonics(i, grid, height, zq, rc)       # (n, Q, H, F_i)
+        both = np.concatenate([s, sb], axis=-1)
+        big = np.max(np.abs(both), axis=(0, 1))                                # (H, 2F_i)
+        fs, hs = np.nonzero(big.T > 1e-14 * big.max())                         # the harmonics of each function,
+        table = np.ascontiguousarray(both[:, :, hs, fs]).reshape(n, -1)       # (n, Q·pairs)
+        j0, w = _lagrange6(x0, step, n, d)
+        stencil = sparse.csr_matrix((w.ravel(), (np.repeat(np.arange(d.size), 6),
+                                                 (j0[:, None] + np.arange(6)[None, :]).ravel())), shape=(d.size, n))
+        acc = np.asarray(stencil @ table).reshape(d.size, zq.size, hs.size)
+        phase = np.exp(1j * np.outer(phi, np.arange(orders.min(), orders.max() + 1)))
+        acc *= phase[:, orders[hs] - orders.min()][:, None, :]
+        out = np.zeros((d.size, zq.size, both.shape[-1]), dtype=complex)       # pairs are sorted by function
+        first = np.flatnonzero(np.r_[True, fs[1:] != fs[:-1]])
+        count = np.diff(np.r_[first, fs.size])
+        for r in range(int(count.max())):                     # r-th harmonic of every function that has one
+            has = count > r
+            out[:, :, fs[first[has]]] += acc[:, :, first[has] + r]
+        F_i = s.shape[-1]
+        left, right = fs < F_i, fs >= F_i
+        tables = _SiteTables(stencil, phi, orders,
+                             table.reshape(n, zq.size, hs.size)[:, :, left], hs[left], fs[left],
+                             table.reshape(n, zq.size, hs.size)[:, :, right], hs[right], fs[right] - F_i, idx)
+        return out[..., :F_i], out[..., F_i:], idx, tables
+
+    @property
+    def nbytes(self) -> int:
+        per_site = sum(s.nbytes + sb.nbytes + (t.nbytes if t is not None else 0) for _, s, sb, t in self.sites)
+        return int(per_site + self.P.nbytes + self.Pb.nbytes + self.L.nbytes)
+
+    def correction(self, tt: np.ndarray) -> np.ndarray:
+        """−½ Im S·𝒦·S̄ per pixel for the weighted T̃ (E, m, m) (w_e included), (P,).
+
+        Same-site blocks of tabulated sites go through their radial tables: G_N(d) = Σ s_u 𝒦 s̄_v over the
+        harmonic pairs with n_u + n_v = N on the grid, then Σ_N e^{iNφ} G_N(d) at the pixels (6-point
+        Lagrange, products oscillate at 2k: grid λ/128); the rest are (P × QF_i)·(QF_i × QF_j) products.
+        """
+        Ke = sum(np.swapaxes(Pk, 1, 2) @ (tt @ Pbk) for Pk, Pbk in zip(self.P, self.Pb, strict=True))   # (E, F, F)
+        E, F, _ = Ke.shape
+        Q = self.L.shape[1]
+        LL = (self.L[:, :, None] * self.L[:, None, :]).reshape(E, Q * Q)
+        K = (LL.T @ Ke.reshape(E, F * F)).reshape(Q, Q, F, F).transpose(0, 2, 1, 3).reshape(Q * F, Q * F)
+        acc = np.zeros(self.n_pixels, dtype=complex)
+        for ci, si, _, ti in self.sites:
+            for cj, _, sbj, _ in self.sites:
+                if ci is cj and ti is not None:
+                    acc += ti.same_site(K, F)
+                else:
+                    acc += np.einsum("pi,pi->p", si @ K[np.ix_(ci, cj)], sbj)
+        return -0.5 * np.imag(acc)
+
+
+class _SiteTables:
+    """One site's radial tables s_u(d, x_q) (harmonic n_u of function f_u) of S and S̄, with the pixels' stencil."""
+
+    def __init__(self, stencil: sparse.csr_matrix, phi: np.ndarray, orders: np.ndarray,
+                 s: np.ndarray, hs: np.ndarray, fs: np.ndarray, sb: np.ndarray, hb: np.ndarray, fb: np.ndarray,
+                 idx: np.ndarray) -> None:
+        self.stencil, self.phi = stencil, phi
+        self.s, self.ns, self.fs = s, orders[hs], idx[fs]          # (n, Q, U); orders; global function index
+        self.sb, self.nb, self.fb = sb, orders[hb], idx[fb]
+        self.orders = sorted({int(a + b) for a in np.unique(self.ns) for b in np.unique(self.nb)})
+        self.phase = np.exp(1j * np.outer(phi, self.orders))                   # e^{iNφ} at the pixels (P, N)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.s.nbytes + self.sb.nbytes + self.stencil.data.nbytes * 3 + self.phi.nbytes
+                   + self.phase.nbytes)
+
+    def same_site(self, K: np.ndarray, F: int) -> np.ndarray:
+        """Σ_{u,v} e^{i(n_u + n_v)φ} s_u 𝒦 s̄_v at the pixels, (P,) complex."""
+        n, Q, U = self.s.shape
+        V = self.sb.shape[2]
+        K4 = K.reshape(Q, F, Q, F)[:, self.fs][:, :, :, self.fb]                 # (Q, U, Q, V)
+        out: dict[int, np.ndarray] = {}
+        for a in np.unique(self.ns):
+            sel = np.flatnonzero(self.ns == a)
+            Y = self.s[:, :, sel].reshape(n, -1) @ K4[:, sel].reshape(Q * sel.size, Q * V)   # (n, Q·V)
+            G = np.einsum("nqv,nqv->nv", Y.reshape(n, Q, V), self.sb)
+            for N in np.unique(a + self.nb):
+                out[int(N)] = out.get(int(N), 0.0) + G[:, a + self.nb == N].sum(axis=1)
+        orders = sorted(out)
+        table = np.stack([out[N] for N in orders], axis=1)                        # (n, harmonics)
+        at = np.asarray(self.stencil @ table)                                     # (P, harmonics)
+        return np.einsum("pn,pn->p", at, self.phase[:, [self.orders.index(N) for N in orders]])
 
 def _lagrange4(grid: np.ndarray, values: np.ndarray, x: np.ndarray) -> np.ndarray:
     """4-point Lagrange interpolation on a uniform grid (clipped to its interior)."""

@@ -18,7 +18,7 @@ from ..specs import Spec
 __all__ = ["Substrate", "Channel", "Impurity", "SHAPES", "SHAPES_3D", "Site", "resolve_sites",
            "physical_to_dimensionless", "dimensionless_to_physical", "single_energy", "critical_alpha",
            "tip_geometry", "DELTA", "GAMMA", "KF", "HBAR_VF", "ALPHA", "BETA", "TIP_RADIUS", "TIP_HEIGHT",
-           "ORBITAL_RADIUS"]
+           "ORBITAL_RADIUS", "RASHBA"]
 
 # ----------------------------------------------------------------------------- parameters
 DELTA = Spec("delta", "Δ", "meV", 1.5, (0.2, 3.0), (0.0, 20.0), 0.01, "substrate gap", open_low=True)
@@ -33,6 +33,8 @@ TIP_RADIUS = Spec("tip_radius", "r_c", "nm", 0.1, (0.0, 1.0), (0.0, 5.0), 0.01,
                   "historical name: the orbital radius in 2D, the tip height in 3D")
 ORBITAL_RADIUS = Spec("orbital_radius", "r_o", "nm", 0.1, (0.0, 1.0), (0.0, 5.0), 0.01,
                       "orbital radius: map propagators at √(d² + r_o²) (sets m ≠ 0 lobes near the adatom)")
+RASHBA = Spec("rashba", "α_R", "meV·nm", 0.0, (0.0, 20.0), (-100.0, 100.0), 0.1,
+              "Rashba spin–orbit coefficient of the 2D band, H = ξ_k + α_R(k_y σ_x − k_x σ_y)")
 TIP_HEIGHT = Spec("tip_height", "h", "nm", 0.3, (0.0, 1.0), (0.0, 5.0), 0.01,
                   "height z of the tip above the impurity plane z = 0 (3D band)")
 
@@ -71,7 +73,8 @@ class Substrate:
     gamma : float
         Dynes broadening Γ ≥ 0, meV (enters g₀).
     rashba : float
-        Rashba α_R, meV·nm.  Only 0 is supported until the Rashba engine lands.
+        Rashba α_R, meV·nm (2D only): H = ξ_k + α_R (k_y σ_x − k_x σ_y), helicity bands
+        ξ_λ = ξ_k + λα_R k (:mod:`.rashba`); k_so = α_R k_F/ħv_F.
     """
 
     dim: int = 2
@@ -88,9 +91,9 @@ class Substrate:
         HBAR_VF.check(self.hbar_vf)
         DELTA.check(self.delta)
         GAMMA.check(self.gamma)
-        if _v.scalar("rashba", self.rashba, "meV nm") != 0.0:
-            raise ValueError("rashba ≠ 0 is not supported yet: the Rashba (spin-orbit) engine comes with a "
-                             "later release; use rashba=0.0")
+        if RASHBA.check(self.rashba) != 0.0 and self.dim == 3:
+            raise ValueError(f"rashba = {self.rashba:g} meV·nm on a 3D band: Rashba spin–orbit coupling is a "
+                             "surface (2D) term; use dim=2 or rashba=0.0")
         if self.delta >= 0.5 * self.fermi_energy:
             raise ValueError(f"delta = {self.delta} meV is not ≪ E_F = ħv_F k_F/2 = {self.fermi_energy:g} meV")
 

@@ -141,6 +141,66 @@ class PropagatorSet(abc.ABC):
         else None.  Maps then evaluate the profile at centre + (radius, 0) and interpolate."""
         return None
 
+    # ---- smooth factorisation of the map propagators (the fast map path of the engine)
+    #: largest |n| of the angular harmonics e^{inφ} of :meth:`map_smooth` about its site (2 for s/p/d
+    #: channels without SOC; one more with a Rashba spin texture)
+    map_harmonic_max: int = 2
+
+    def map_factors(self, z: np.ndarray, part: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Energy-only factors of the reduced map, or None (then maps use :meth:`reduced_map`).
+
+        A propagator set that returns them promises, for the functions S_f, S̄_f of :meth:`map_smooth`,
+
+            rows[k, p, e, a] = Σ_f P[k, e, a, f] S_f(r_p, z_e),   cols[k, p, e, b] = Σ_f P̄[k, e, b, f] S̄_f(r_p, z_e)
+
+        (rows, cols of :meth:`reduced_map` for ``part``), where every S_f belongs to one site
+        (``owner[f]``), is a sum Σ_n e^{inφ} s_n(d) of harmonics |n| ≤ :attr:`map_harmonic_max` about it
+        (d, φ the tip's in-plane distance and angle, at a fixed height), and depends on z only through
+        the analytic variable :meth:`map_variable` (no pole or branch point near the energies of a map:
+        those go into P, P̄).  Returns (P (K, E, m, F), P̄ (K, E, m, F), owner (F,) int).
+        """
+        return None
+
+    def map_smooth(self, site: int, points: np.ndarray, z: np.ndarray, tip_radius: float
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The smooth functions of site ``site`` (see :meth:`map_factors`) at ``points`` (P, 3) nm,
+        energies ``z`` (E,), regulariser r_o = ``tip_radius``: (S (P, E, F_i), S̄ (P, E, F_i), f (F_i,)),
+        f their indices in the F of :meth:`map_factors`."""
+        raise NotImplementedError(f"{type(self).__name__} has no smooth map factorisation")
+
+    def map_harmonics(self, site: int, radii: np.ndarray, height: float, z: np.ndarray, tip_radius: float
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Radial harmonic profiles of :meth:`map_smooth` about site ``site``:
+
+            S_f(R + (d cos φ, d sin φ, height)) = Σ_h e^{i n_h φ} s[d, e, h, f],
+
+        at the in-plane distances ``radii`` (R,) nm (negative d is the ring rotated by π, so the profiles
+        are analytic through d = 0), tip ``height`` above the site (nm).  Returns (n (H,), s (R, E, H, F_i),
+        s̄ (R, E, H, F_i), f (F_i,)).  Default: :meth:`map_smooth` on rings of 2·:attr:`map_harmonic_max` + 2
+        points, exact discrete Fourier transform in φ (no aliasing for |n| ≤ map_harmonic_max).
+        """
+        radii = np.asarray(radii, dtype=float)
+        nphi = 2 * int(self.map_harmonic_max) + 2
+        ang = 2.0 * np.pi * np.arange(nphi) / nphi
+        pos = self.sites[site].position
+        ring = np.stack([pos[0] + radii[:, None] * np.cos(ang)[None, :],
+                         pos[1] + radii[:, None] * np.sin(ang)[None, :],
+                         np.full((radii.size, nphi), pos[2] + height)], axis=-1).reshape(-1, 3)
+        S, Sb, idx = self.map_smooth(site, ring, z, tip_radius)
+        E, F = S.shape[1], S.shape[2]
+        coef = np.fft.fft(S.reshape(radii.size, nphi, E, F), axis=1) / nphi        # index h ↔ n_h mod nphi
+        coefb = np.fft.fft(Sb.reshape(radii.size, nphi, E, F), axis=1) / nphi
+        orders = np.fft.fftfreq(nphi, 1.0 / nphi).astype(int)
+        return orders, np.moveaxis(coef, 1, 2), np.moveaxis(coefb, 1, 2), idx
+
+    def map_variable(self, z: np.ndarray) -> np.ndarray:
+        """The variable x(z) in which :meth:`map_smooth` is analytic and slowly varying (default z)."""
+        return np.asarray(z, dtype=complex)
+
+    def map_wavenumber(self) -> float:
+        """Largest wave number (1/nm) of the oscillations of :meth:`map_smooth` (radial table spacing)."""
+        return float(self.substrate.kf)
+
 
 # ----------------------------------------------------------------------------- continuum band
 def _omega(z: np.ndarray, delta: float) -> np.ndarray:
@@ -272,18 +332,24 @@ class ContinuumPropagators(PropagatorSet):
         z = np.atleast_1d(np.asarray(z, dtype=complex))
         out = np.zeros((z.size, self.n, self.n), dtype=complex)
         loc = _gloc(z, self.substrate.delta)
+        radial: dict[tuple[float, int], tuple[np.ndarray, np.ndarray]] = {}     # shared by all channel pairs
         for c, (i, shape_i) in enumerate(self.index):
             for d, (j, shape_j) in enumerate(self.index):
                 if i == j:
                     if c == d:
                         out[:, 4 * c:4 * c + 4, 4 * c:4 * c + 4] = nambu.kron_s0(loc)
                     continue
-                block = self._intersite(i, shape_i, j, shape_j, z)
+                block = self._intersite(i, shape_i, j, shape_j, z, radial)
                 out[:, 4 * c:4 * c + 4, 4 * d:4 * d + 4] = nambu.kron_s0(block)
         return out
 
-    def _intersite(self, i: int, shape_i: str, j: int, shape_j: str, z: np.ndarray) -> np.ndarray:
-        """τ-block (E, 2, 2) of the propagator from channel (j, shape_j) to channel (i, shape_i)."""
+    def _intersite(self, i: int, shape_i: str, j: int, shape_j: str, z: np.ndarray,
+                   radial: dict[tuple[float, int], tuple[np.ndarray, np.ndarray]] | None = None) -> np.ndarray:
+        """τ-block (E, 2, 2) of the propagator from channel (j, shape_j) to channel (i, shape_i).
+
+        ``radial`` memoises f_|n|(r) by (r, |n|) across calls (f_{−n} = (−1)^n f_n)."""
+        if radial is None:
+            radial = {}
         sub = self.substrate
         d = self.sites[i].position - self.sites[j].position
         if sub.dim == 3:
@@ -298,8 +364,12 @@ class ContinuumPropagators(PropagatorSet):
             for q, aq in aj.items():
                 nn = p + q
                 if nn not in cache:
-                    a, b = _radial(sub, nn, r, z)
-                    cache[nn] = (1j ** nn) * np.exp(1j * nn * phi) * _tau(a, b, z, sub.delta)
+                    rk = (r, abs(nn))
+                    if rk not in radial:
+                        radial[rk] = _radial(sub, abs(nn), r, z)
+                    a, b = radial[rk]
+                    sgn = (-1.0) ** nn if nn < 0 else 1.0
+                    cache[nn] = (sgn * 1j ** nn) * np.exp(1j * nn * phi) * _tau(a, b, z, sub.delta)
                 acc += ap * aq * cache[nn]
         return (1j ** mi) * ((-1j) ** mj) * acc
 
@@ -513,6 +583,86 @@ class ContinuumPropagators(PropagatorSet):
         grid = max(d.min() - 2 * h, 0.0) + h * np.arange(n)
         return np.array([site.position[0], site.position[1], pts[0, 2]]), grid, d
 
+    # ---- smooth factorisation (fast maps): rows = P·(A, B), the 2C functions A_c, B_c of _map_coeffs
+    def map_factors(self, z: np.ndarray, part: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """P = P̄ (K, E, 2C, 2C) and owner (2C,): function 2c is A_c (Ā_c in the columns), 2c + 1 is B_c (B̄_c).
+
+        Row τ = e of Φ_c is [A z/Ω + B, AΔ/Ω], τ = h is [AΔ/Ω, A z/Ω − B]; the columns of Φ̄_c likewise with
+        Ā, B̄ (see :meth:`reduced_map`).
+        """
+        taus = _taus(part)
+        z = np.atleast_1d(np.asarray(z, dtype=complex))
+        om = _omega(z, self.substrate.delta)
+        mz, md = z / om, self.substrate.delta / om
+        C = len(self.index)
+        P = np.zeros((len(taus), z.size, 2 * C, 2 * C), dtype=complex)
+        for k, t in enumerate(taus):
+            for c in range(C):
+                a, b = 2 * c, 2 * c + 1
+                if t == 0:
+                    P[k, :, a, a], P[k, :, a, b], P[k, :, b, a] = mz, 1.0, md
+                else:
+                    P[k, :, a, a], P[k, :, b, a], P[k, :, b, b] = md, mz, -1.0
+        owner = np.repeat(np.array([i for i, _ in self.index], dtype=np.intp), 2)
+        return P, P, owner
+
+    def map_smooth(self, site: int, points: np.ndarray, z: np.ndarray, tip_radius: float
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(A_c, B_c) and (Ā_c, B̄_c) of the channels of ``site`` at (P, 3) points: (P, E, 2C_i) each, and their
+        indices 2c, 2c + 1 (direct evaluation, :meth:`_map_coeffs`)."""
+        pts = np.asarray(points, dtype=float).reshape(-1, 3)
+        z = np.atleast_1d(np.asarray(z, dtype=complex))
+        mine = [(c, shape) for c, (i, shape) in enumerate(self.index) if i == site]
+        S = np.empty((pts.shape[0], z.size, 2 * len(mine)), dtype=complex)
+        Sb = np.empty_like(S)
+        dx, dy, dz = (pts - self.sites[site].position).T
+        for j, (_, shape) in enumerate(mine):
+            A, B, Ab, Bb = self._map_coeffs(shape, dx, dy, z, float(tip_radius), dz=dz)
+            S[:, :, 2 * j], S[:, :, 2 * j + 1], Sb[:, :, 2 * j], Sb[:, :, 2 * j + 1] = A, B, Ab, Bb
+        idx = np.array([f for c, _ in mine for f in (2 * c, 2 * c + 1)], dtype=np.intp)
+        return S, Sb, idx
+
+    def map_harmonics(self, site: int, radii: np.ndarray, height: float, z: np.ndarray, tip_radius: float
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """2D: the closed form — channel μ = (m, {p: a_p}) has, at ρ = √(d² + h² + r_o²), harmonic p of
+
+            A: (−i)^m a_p i^p (d/ρ)^|p| a_|p|(ρ)·s_p,   Ā: i^m a_p (−1)^p i^p (d/ρ)^|p| a_|p|(ρ)·s_p
+
+        (B, B̄ with b; s_p = (−1)^p for p < 0 from f_{−n} = (−1)^n f_n), one Hankel pair per |p|.  3D, or ρ = 0
+        on the grid: the generic ring transform of :meth:`PropagatorSet.map_harmonics`."""
+        radii = np.asarray(radii, dtype=float)
+        rho = np.sqrt(radii * radii + height * height + tip_radius * tip_radius)
+        if self.substrate.dim == 3 or np.any(rho == 0.0):
+            return super().map_harmonics(site, radii, height, z, tip_radius)
+        z = np.atleast_1d(np.asarray(z, dtype=complex))
+        mine = [(c, shape) for c, (i, shape) in enumerate(self.index) if i == site]
+        orders = np.arange(-2, 3)
+        s = np.zeros((radii.size, z.size, orders.size, 2 * len(mine)), dtype=complex)
+        sb = np.zeros_like(s)
+        radial: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for j, (_, shape) in enumerate(mine):
+            m, coeffs = SHAPES[shape]
+            for p, ap in coeffs.items():
+                k = abs(p)
+                if k not in radial:
+                    radial[k] = _radial(self.substrate, k, rho[:, None], z[None, :])
+                a, b = radial[k]
+                sign = (-1.0) ** k if p < 0 else 1.0                       # f_{−k} = (−1)^k f_k
+                ang = (sign * (1j ** p) * (radii / rho) ** k)[:, None]
+                h = int(np.flatnonzero(orders == p)[0])
+                g = ap * ang
+                s[:, :, h, 2 * j] += ((-1j) ** m) * g * a
+                s[:, :, h, 2 * j + 1] += ((-1j) ** m) * g * b
+                gb = ap * ((-1.0) ** p) * ang * (1j ** m)
+                sb[:, :, h, 2 * j] += gb * a
+                sb[:, :, h, 2 * j + 1] += gb * b
+        idx = np.array([f for c, _ in mine for f in (2 * c, 2 * c + 1)], dtype=np.intp)
+        return orders, s, sb, idx
+
+    def map_variable(self, z: np.ndarray) -> np.ndarray:
+        """Ω(z) = √(Δ² − z²): A, B are analytic in Ω (through q± = √(k_F² ± 2ik_FΩ/ħv_F)); z/Ω, Δ/Ω are in P."""
+        return _omega(np.atleast_1d(np.asarray(z, dtype=complex)), self.substrate.delta)
+
     def tip_points(self, points: np.ndarray, tip_radius: float) -> tuple[np.ndarray, float]:
         """Tip positions (P, 3) nm and the regulariser r_o (nm) for the propagators.
 
@@ -534,5 +684,9 @@ class ContinuumPropagators(PropagatorSet):
 
 
 def make_propagators(substrate: Substrate, impurities: Sequence[Impurity]) -> PropagatorSet:
-    """The :class:`PropagatorSet` for ``substrate``: :class:`ContinuumPropagators` (Rashba = 0)."""
+    """The :class:`PropagatorSet` for ``substrate``: :class:`ContinuumPropagators` (Rashba = 0), else
+    :class:`~.rashba.RashbaPropagators` (2D band with Rashba α_R ≠ 0)."""
+    if substrate.rashba != 0.0:
+        from .rashba import RashbaPropagators  # deferred: rashba imports this module
+        return RashbaPropagators(substrate, impurities)
     return ContinuumPropagators(substrate, impurities)

@@ -189,7 +189,7 @@ def test_orbital_channel_angular_patterns(shape, pattern):
 
 def test_bad_input_messages():
     with pytest.raises(ValueError, match="rashba"):
-        ysr.Substrate(rashba=4.9)
+        ysr.Substrate(dim=3, rashba=4.9)          # Rashba lives on the 2D band only
     with pytest.raises(ValueError, match="zero vector"):
         ysr.Impurity(spin=(0, 0, 0))
     with pytest.raises(ValueError, match="on top of each other"):
