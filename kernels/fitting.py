@@ -7,6 +7,19 @@ model plus the chain (temperature, tip gap and broadening, lock-in) and a conduc
 
 Parameters can be free, fixed, bounded, or shared between models (same name); lmfit does the
 bookkeeping and the covariance.  Units: mV, meV, K.
+
+Also here (implemented in their own modules, re-exported):
+
+* :func:`fit_global` / :class:`Tie` (:mod:`.fit_global`): one fit over several spectra with
+  shared parameters and parameters tied to a series variable (e.g. Δ(T) of BCS over a
+  temperature series);
+* :func:`deconvolve` (:mod:`.deconvolution`): the sample DOS from an SIS spectrum and a known tip
+  (Tikhonov regularisation, λ by GCV or L-curve, posterior band);
+* :func:`fit_grid` on a process pool or a dask cluster (``client=``; docs/grid-fits-on-dask.md).
+
+Line scans across a proximity junction are fitted with the Usadel model by
+``gapscope.kernels.proximity.fit_line_scan`` (a topic's own fit: it solves the junction, which
+is no sample-DOS model of this registry).
 """
 
 from __future__ import annotations
@@ -29,7 +42,8 @@ from . import tunneling
 from .models import CHAIN_PARAMS, FIT_MODELS, FitModel, FitParam, models_table
 
 __all__ = ["ParamSpec", "SpectralModel", "MODELS", "fit", "compare", "FitResult", "evaluate", "synthetic",
-           "fit_grid", "GridFitResult", "CHAIN", "models_table", "guess_scale", "plausibility"]
+           "fit_grid", "GridFitResult", "CHAIN", "models_table", "guess_scale", "plausibility",
+           "fit_global", "Tie", "GlobalFitResult", "deconvolve", "Deconvolution", "start_scale"]
 
 #: the registered models (collected from the topics by :mod:`.models`; this module imports none)
 MODELS: dict[str, FitModel] = FIT_MODELS
@@ -207,14 +221,19 @@ def fit(bias: np.ndarray, didv: np.ndarray, *, model: str = "dynes", initial: Ma
         mask &= (V >= lo) & (V <= hi)
     if mask.sum() < 5:
         raise ValueError("fewer than 5 finite data points inside the fit window")
-    s = np.ones(mask.sum()) if sigma is None else np.broadcast_to(np.asarray(sigma, float), V.shape)[mask]
+    # The minimiser's stopping tests are absolute: conductance in instrument units (~1e-9 S) would stop it
+    # at the start.  It works in units of the data's magnitude (data and sigma divided by `unit`, `scale`
+    # with them); results are converted back.  Without sigma the residuals are (model − data)/unit.
+    unit = data_unit(y[mask])
+    s = np.full(int(mask.sum()), unit) if sigma is None else np.broadcast_to(np.asarray(sigma, float), V.shape)[mask]
     if np.any(~np.isfinite(s)) or np.any(s <= 0):
         raise ValueError("sigma must be finite and > 0")
     pars = _parameters(m, initial or {}, fixed or {}, bounds or {})
     if "scale" not in (initial or {}) and "scale" not in (fixed or {}):
-        pars["scale"].value = _guess_scale(V[mask], y[mask])
+        pars["scale"].value = start_scale(m, V[mask], y[mask], pars.valuesdict())
+    rescale(pars, ["scale"], 1.0 / unit, cap=SCALE_CAP)
     order = np.argsort(V[mask])
-    Vf, yf, sf = V[mask][order], y[mask][order], s[order]
+    Vf, yf, sf = V[mask][order], y[mask][order] / unit, s[order] / unit
 
     def residual(p: lmfit.Parameters) -> np.ndarray:
         return (_forward(m, Vf, p.valuesdict()) - yf) / sf
@@ -223,8 +242,23 @@ def fit(bias: np.ndarray, didv: np.ndarray, *, model: str = "dynes", initial: Ma
     mini = lmfit.Minimizer(residual, pars, nan_policy="raise")
     out = mini.minimize(method="least_squares", x_scale="jac")
     elapsed = time.perf_counter() - t0
-    if sigma is None:
-        pass  # lmfit scales the covariance by χ²_red already (scale_covar=True)
+    intervals_out: dict[str, dict[str, tuple[float, float]]] | None = None
+    message = str(out.message)
+    if intervals == "profile":
+        try:
+            ci = lmfit.conf_interval(mini, out, sigmas=[1, 2])
+            intervals_out = {k: {f"{int(round(lvl_hi[0] * 100))}%": (lvl_lo[1], lvl_hi[1])
+                                 for lvl_lo, lvl_hi in zip(v[:len(v) // 2][::-1], v[len(v) // 2 + 1:], strict=True)}
+                             for k, v in ci.items()}
+        except Exception as exc:  # conf_interval fails when a parameter sits on a bound
+            message += f"; profile intervals failed: {exc}"
+    elif intervals == "bootstrap":
+        intervals_out = _bootstrap(m, Vf, yf, sf, out.params, out.params.valuesdict(), n_bootstrap, seed)
+    elif intervals is not None:
+        raise ValueError("intervals must be None, 'profile' or 'bootstrap'")
+    if intervals_out is not None and "scale" in intervals_out:
+        intervals_out["scale"] = {k: (lo * unit, hi * unit) for k, (lo, hi) in intervals_out["scale"].items()}
+    rescale(out.params, ["scale"], unit)
     vals = out.params.valuesdict()
     best = _forward(m, V, vals)
     errors = {k: (float(out.params[k].stderr) if out.params[k].stderr is not None else math.nan)
@@ -237,23 +271,47 @@ def fit(bias: np.ndarray, didv: np.ndarray, *, model: str = "dynes", initial: Ma
     res = FitResult(model=model, values={k: float(v) for k, v in vals.items()}, errors=errors,
                     fixed={k: not out.params[k].vary for k in vals},
                     bounds={k: (float(out.params[k].min), float(out.params[k].max)) for k in vals},
-                    redchi=float(out.redchi), chisqr=float(out.chisqr), aic=float(out.aic), bic=float(out.bic),
+                    **unit_statistics(out, unit if sigma is None else 1.0),
                     ndata=int(out.ndata), nvarys=int(out.nvarys), best_fit=best, residual=y - best, bias=V, data=y,
-                    mask=mask, success=bool(out.success), message=str(out.message), nfev=int(out.nfev),
+                    mask=mask, success=bool(out.success), message=message, nfev=int(out.nfev),
                     elapsed=elapsed, correlations=corr)
-    if intervals == "profile":
-        try:
-            ci = lmfit.conf_interval(mini, out, sigmas=[1, 2])
-            res.intervals = {k: {f"{int(round(lvl_hi[0] * 100))}%": (lvl_lo[1], lvl_hi[1])
-                                 for lvl_lo, lvl_hi in zip(v[:len(v) // 2][::-1], v[len(v) // 2 + 1:], strict=True)}
-                             for k, v in ci.items()}
-        except Exception as exc:  # conf_interval fails when a parameter sits on a bound
-            res.message += f"; profile intervals failed: {exc}"
-    elif intervals == "bootstrap":
-        res.intervals = _bootstrap(m, Vf, yf, sf, out.params, vals, n_bootstrap, seed)
-    elif intervals is not None:
-        raise ValueError("intervals must be None, 'profile' or 'bootstrap'")
+    if intervals_out is not None:
+        res.intervals = intervals_out
     return res
+
+
+#: upper bound of ``scale`` in units of the data's RMS while fitting: a model 10⁴ times above the data is
+#: no fit, and a far bound (10¹² in siemens is 10²¹ data units) stalls the bounded trust-region steps
+SCALE_CAP = 1e4
+
+
+def data_unit(y: np.ndarray) -> float:
+    """The unit a fit works in: the RMS of the data (1 if it is 0 or not finite)."""
+    u = float(np.sqrt(np.mean(np.square(y)))) if np.size(y) else 0.0
+    return u if math.isfinite(u) and u > 0 else 1.0
+
+
+def rescale(params: Any, names: Sequence[str], factor: float, *, cap: float = math.inf) -> None:
+    """Multiply the value, bounds and error of the lmfit parameters ``names`` by ``factor`` > 0; the upper
+    bound is then at most ``cap``."""
+    for k in names:
+        if k not in params:
+            continue
+        p = params[k]
+        lo, hi, v, err = p.min * factor, min(p.max * factor, cap), p.value * factor, p.stderr
+        p.min, p.max = -math.inf, math.inf
+        p.value = v
+        p.min, p.max = lo, hi
+        if err is not None:
+            p.stderr = err * factor
+
+
+def unit_statistics(out: Any, unit: float) -> dict[str, float]:
+    """χ², χ²_red, AIC and BIC of an lmfit result whose residuals were divided by ``unit``, in data units
+    (AIC and BIC shift by n·ln(unit²); the errors need nothing, lmfit scales them by χ²_red)."""
+    shift = out.ndata * math.log(unit ** 2)
+    return {"redchi": float(out.redchi) * unit ** 2, "chisqr": float(out.chisqr) * unit ** 2,
+            "aic": float(out.aic) + shift, "bic": float(out.bic) + shift}
 
 
 def guess_scale(bias: np.ndarray, didv: np.ndarray) -> float:
@@ -274,6 +332,20 @@ def guess_scale(bias: np.ndarray, didv: np.ndarray) -> float:
 
 
 _guess_scale = guess_scale
+
+
+def start_scale(m: FitModel, bias: np.ndarray, didv: np.ndarray, values: Mapping[str, float]) -> float:
+    """Start value of ``scale``: the least-squares factor Σ g y / Σ g² between the data y and the
+    model g at the start values (scale 1) — robust where the outer biases are no normal state
+    (an SIS spectrum whose coherence peaks reach the end of the sweep); :func:`guess_scale` if that
+    is not positive or the model cannot be evaluated there."""
+    try:
+        g = _forward(m, bias, {**values, "scale": 1.0})
+    except (ValueError, RuntimeError):
+        return guess_scale(bias, didv)
+    gg = float(g @ g)
+    s = float(g @ didv) / gg if gg > 0 else 0.0
+    return s if np.isfinite(s) and s > 0 else guess_scale(bias, didv)
 
 
 def plausibility(result: FitResult) -> list[str]:
@@ -389,13 +461,22 @@ def fit_grid(bias: np.ndarray, data: np.ndarray, *, model: str = "dynes", initia
              fixed: Mapping[str, float | bool] | None = None, bounds: Mapping[str, tuple[float, float]] | None = None,
              window: tuple[float, float] | None = None, n_jobs: int | None = None,
              progress: Callable[[int, int], None] | None = None, cancel: Event | None = None,
-             resume: str | os.PathLike | None = None, chunk: int = 32) -> GridFitResult:
+             resume: str | os.PathLike | None = None, chunk: int = 32, client: Any = None) -> GridFitResult:
     """Fit every pixel of a grid ``data`` (nx, ny, nbias) — or a line scan (n, nbias).
 
-    Pixels go to ``n_jobs`` worker processes (default: all cores) in chunks of ``chunk``;
-    ``progress(done, total)`` is called as chunks finish; setting ``cancel`` stops after the
-    running chunks; with ``resume`` a previous result file is loaded (its fitted pixels are
-    skipped) and the result is saved there after every chunk.
+    Pixels go, in chunks of ``chunk`` consecutive pixels (row-major), to ``n_jobs`` worker
+    processes (default: all cores) — or to a dask cluster with ``client``:
+
+    * ``client="local"`` (or ``True``): a ``distributed.LocalCluster`` of ``n_jobs`` (default 2)
+      single-threaded worker processes, started here and closed at the end;
+    * ``client="tcp://host:8786"``: the scheduler at that address (see docs/grid-fits-on-dask.md);
+    * a ``distributed.Client``: used as is (not closed).
+
+    dask is imported only then (``pip install "gapscope[fit]"``).  Both paths run the same
+    per-chunk fit, so their results agree to numerical precision.  ``progress(done, total)``
+    is called as chunks finish; setting ``cancel`` stops after the running chunks (queued dask
+    tasks are cancelled); with ``resume`` a previous result file is loaded (its fitted pixels
+    are skipped) and the result is saved there after every chunk.
     """
     d = np.asarray(data, dtype=float)
     if d.ndim == 2:
@@ -433,7 +514,9 @@ def fit_grid(bias: np.ndarray, data: np.ndarray, *, model: str = "dynes", initia
         if progress is not None:
             progress(int(res.done.sum()), total)
 
-    if workers <= 1:
+    if client is not None and client is not False:
+        _run_dask(client, jobs, absorb, cancel, res, n_jobs)
+    elif workers <= 1:
         for job in jobs:
             if cancel is not None and cancel.is_set():
                 res.cancelled = True
@@ -451,3 +534,47 @@ def fit_grid(bias: np.ndarray, data: np.ndarray, *, model: str = "dynes", initia
                     break
     res.elapsed = time.perf_counter() - t0
     return res
+
+
+def _dask_client(client: Any, n_workers: int | None) -> tuple[Any, list[Any]]:
+    """(client, things to close): a LocalCluster for "local"/True, a scheduler address, or a Client."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as exc:      # pragma: no cover - dask is in the "fit" extra
+        raise ImportError('grid fits on dask need dask.distributed: pip install "gapscope[fit]"') from exc
+    if client is True or client == "local":
+        cluster = LocalCluster(n_workers=n_workers or 2, threads_per_worker=1, processes=True,
+                               dashboard_address=None, worker_dashboard_address=None)
+        c = Client(cluster)
+        return c, [c, cluster]
+    if isinstance(client, str):
+        c = Client(client)
+        return c, [c]
+    if not callable(getattr(client, "submit", None)):
+        raise ValueError(f"client must be 'local', a scheduler address or a distributed.Client, got {client!r}")
+    return client, []
+
+
+def _run_dask(client: Any, jobs: list[tuple], absorb: Callable, cancel: Event | None, res: GridFitResult,
+              n_workers: int | None) -> None:
+    from distributed import as_completed as dask_completed
+
+    c, owned = _dask_client(client, n_workers)
+    try:
+        futures = [c.submit(_fit_rows, job, pure=False) for job in jobs]
+        coords = {f.key: job[2] for f, job in zip(futures, jobs, strict=True)}
+        done = dask_completed(futures)
+        for fut in done:
+            absorb(fut.result(), coords[fut.key])
+            if cancel is not None and cancel.is_set():
+                res.cancelled = True
+                c.cancel([f for f in futures if not f.done()])
+                break
+    finally:
+        for thing in owned:
+            thing.close()
+
+
+# re-exports (at the end: those modules use this one's helpers at call time)
+from .deconvolution import Deconvolution, deconvolve  # noqa: E402
+from .fit_global import GlobalFitResult, Tie, fit_global  # noqa: E402

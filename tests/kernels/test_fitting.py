@@ -133,3 +133,19 @@ def test_grid_fit_parallel_cancel_and_resume(tmp_path):
     rest = fitting.fit_grid(Vg, data, model="dynes", initial=dict(temperature=0.5), n_jobs=1, chunk=3, resume=path)
     assert rest.done.all()
     np.testing.assert_allclose(rest.values["delta"], res.values["delta"], atol=1e-6)
+
+
+@pytest.mark.parametrize("unit", [1e-9, 1e-12, 1e6])
+def test_fit_in_instrument_units_equals_fit_in_units_of_one(unit):
+    """Conductance in siemens (~1e-9) once stopped the fit at its start values (the minimiser's stopping
+    tests are absolute): Δ, its error and χ²_red/unit² must not depend on the data's units."""
+    V = np.linspace(-4, 4, 400)
+    y = fitting.synthetic("dynes", V, noise=0.01, seed=1, delta=1.35, gamma=0.05, temperature=1.2)
+    ref = fitting.fit(V, y, model="dynes", initial={"delta": 1.0, "gamma": 0.1})
+    got = fitting.fit(V, y * unit, model="dynes", initial={"delta": 1.0, "gamma": 0.1})
+    assert abs(ref.values["delta"] - 1.35) < 0.01
+    assert got.values["delta"] == pytest.approx(ref.values["delta"], rel=1e-6)
+    assert got.errors["delta"] == pytest.approx(ref.errors["delta"], rel=1e-3)
+    assert got.values["scale"] == pytest.approx(ref.values["scale"] * unit, rel=1e-6)
+    assert got.redchi == pytest.approx(ref.redchi * unit ** 2, rel=1e-6)
+    assert got.aic - ref.aic == pytest.approx(V.size * np.log(unit ** 2), rel=1e-9)
