@@ -1,7 +1,9 @@
 """Fit panel: load a measured spectrum (or grid), fit any registered model, compare models.
 
-Composes :class:`~.data_loader.DataLoader`, :class:`~.fit_table.ParameterTable` and
-:class:`~.grid_fit_view.GridFitView` on the :class:`~.panel.Panel` base; fits and model
+Composes :class:`~.data_loader.DataLoader`, :class:`~.fit_table.ParameterTable`,
+:class:`~.grid_fit_view.GridFitView`, :class:`~.global_fit_view.GlobalFitView` (several spectra,
+shared/per-spectrum/Δ(T) parameters) and :class:`~.deconvolution_view.DeconvolutionView` (the DOS
+behind the data, known tip) on the :class:`~.panel.Panel` base; fits and model
 comparisons run through :meth:`~.panel.Panel.submit` (progress, Cancel, responsive page).
 Results always belong to the data shown: new data clears statistics, ± column, comparison
 and grid map, and a fit finishing after the data or the model changed is dropped.
@@ -10,6 +12,7 @@ and grid map, and a fit finishing after the data or the model changed is dropped
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -19,9 +22,12 @@ import numpy as np
 
 from gapscope.kernels import fitting
 
+from . import session
 from .data_loader import DEMOS, DataLoader, Demo, LoadedData
 from .dataroot import DataRoot, PathRefused
+from .deconvolution_view import DeconvolutionView
 from .fit_table import ParameterTable, compare_html, stats_html
+from .global_fit_view import GlobalFitView
 from .grid_fit_view import GridFitView
 from .panel import Panel, PanelInputError, Task
 
@@ -55,6 +61,8 @@ class FitPanel(Panel):
         self.data_root = data_root if isinstance(data_root, DataRoot) else DataRoot(data_root)
         self.loader = DataLoader(self._on_data, lambda text, level: self.show_message(text, level=level),
                                  self.data_root, on_image=lambda img: self.grid_view.set_topography(img))
+        self._raw: tuple[str, bytes] | None = None          # the loaded file's bytes, for sessions
+        self.loader.load_bytes = self._keep_bytes(self.loader.load_bytes)
         self.upload, self.path, self.demo = self.loader.upload, self.loader.path, self.loader.demo
         self.info, self.channel, self.norm = self.loader.info, self.loader.channel, self.loader.norm
         self.model = w.Dropdown(options=list(fitting.MODELS), value="dynes", description="Model",
@@ -81,9 +89,49 @@ class FitPanel(Panel):
         self.compare_out = w.HTML()
         self.grid_view = GridFitView(lambda resume: self.start_grid_fit(resume=resume),
                                      lambda text, level: self.show_message(text, level=level))
+        self.global_view = GlobalFitView(self)
+        self.deconv_view = DeconvolutionView(self)
+        self.more = w.Accordion(children=[self.global_view.widget, self.deconv_view.widget], selected_index=None,
+                                titles=("Global fit of several spectra (shared, per-spectrum and Δ(T) parameters)",
+                                        "Deconvolution: the sample DOS behind the data (known tip)"))
+        self.more.add_class("gs-fit-more")
         super().__init__()
 
     # ------------------------------------------------------------------ state
+    def _keep_bytes(self, load: Any) -> Any:
+        def load_bytes(name: str, content: bytes) -> bool:
+            before = self.loader._source
+            ok = load(name, content)
+            if ok and self.loader._source is not before:
+                self._raw = (name, bytes(content))
+            return ok
+        return load_bytes
+
+    # sessions (session.py): the data (embedded), model, table, window, fit and grid results
+    def session_widgets(self) -> dict[str, w.Widget]:
+        return {}
+
+    def state_extra(self) -> dict[str, Any]:
+        return session.fit_state(self)
+
+    def check_extra(self, extra: Any, where: session.Check) -> Any:
+        return session.check_fit_state(self, extra, where)
+
+    def restore_extra(self, extra: Any) -> None:
+        session.apply_fit_state(self, extra)
+
+    def session_note(self) -> str:
+        src = self.loader._source
+        if src is None or src["kind"] == "demo" or self._raw is None:
+            return "Session saved (a demo is regenerated on load): the link below downloads it."
+        name, raw = self._raw
+        sha = hashlib.sha256(raw).hexdigest()[:12]
+        if len(raw) > session.EMBED_LIMIT:
+            return (f"Session saved WITHOUT the data ({len(raw) / 2 ** 20:.0f} MiB is above the embedding limit): "
+                    f"loading it needs {name} (sha256 {sha}…) in the data folder.")
+        return (f"Session saved with the data embedded (compressed, base64; sha256 {sha}…): a colleague can reload "
+                "it without the file. The link below downloads it.")
+
     @property
     def result(self) -> fitting.FitResult | None:
         """The fit shown, or None (cleared by new data)."""
@@ -123,7 +171,7 @@ class FitPanel(Panel):
                                  axes=[bq.Axis(scale=rx, label="bias V (mV)"), bq.Axis(scale=ry, side="left")],
                                  layout=w.Layout(width="100%", height="200px"),
                                  fig_margin=dict(top=35, bottom=45, left=65, right=20))
-        return w.VBox([self.fig, self.fig_res, self.stats, self.compare_out, self.grid_view.widget],
+        return w.VBox([self.fig, self.fig_res, self.stats, self.compare_out, self.grid_view.widget, self.more],
                       layout=w.Layout(flex="1 1 auto", min_width="500px"))
 
     def marks(self) -> Iterable[w.Widget]:
@@ -138,7 +186,8 @@ class FitPanel(Panel):
                        layout=w.Layout(flex_flow="row wrap")), self.download]
 
     def observers(self):
-        return [*self.loader.observers(), *self.grid_view.observers(),
+        return [*self.loader.observers(), *self.grid_view.observers(), *self.global_view.observers(),
+                *self.deconv_view.observers(),
                 (self.model, "value", self._model_changed),
                 (self.fit_button, None, lambda _: self.run_fit(wait=False)),
                 (self.compare_button, None, lambda _: self.run_compare(wait=False)),
@@ -201,6 +250,8 @@ class FitPanel(Panel):
                 self.window.min, self.window.max = lo, hi
                 self.window.value = (lo, hi)
             self.grid_view.show(data.grid)
+            self.global_view.grid_changed()
+            self.deconv_view.reset()
 
     def _clear_results(self) -> None:
         self._fit = None

@@ -18,6 +18,11 @@ through ``task.progress``, a Cancel button, and an LRU cache of recent results, 
 moving back to a previous state is instant.  A newer request supersedes a running one
 (its result is dropped; ``task.cancelled`` tells cooperative kernels to stop early).
 
+Every panel saves and restores its whole state as one JSON session file (``panel.save(path)``,
+``Panel.load(path)``, the "Save session"/"Load session" controls under the footer; see
+``session.py``): parameters, preset, extras and other input widgets are found generically; a
+panel with state that is no widget overrides ``state_extra``/``check_extra``/``restore_extra``.
+
 Bad input becomes a message in the panel (the previous curves stay); an unexpected error
 becomes a message too, never a traceback.  Sliders switch from "update while dragging" to
 "update on release" when an update is measured to be slow.
@@ -26,18 +31,22 @@ becomes a message too, never a traceback.  Sliders switch from "update while dra
 from __future__ import annotations
 
 import contextlib
+import functools
 import html
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, ClassVar
 
 import ipywidgets as w
 import numpy as np
 
+from . import session as _session
 from .params import Param, ParamControl
 
 __all__ = ["Panel", "PanelInputError", "Cancelled", "Task", "reference_html"]
@@ -51,6 +60,35 @@ def reference_html(reference: str, doi: str | None, note: str) -> str:
             else " (DOI not found.)")
     return (f'<div style="font-size:0.85em;max-width:26em">{html.escape(reference)}.{link}<br>'
             f"{html.escape(note)}</div>")
+
+
+def _sending_new_widgets_once(init: Callable[..., None]) -> Callable[..., None]:
+    """Widgets built while a panel is constructed send their later changes (classes, tooltips, the first
+    draw) in one update each when construction ends, instead of one message per change: fewer messages for
+    Voilà to relay per page (comm_msg per gap page 89 → 56, proximity 162 → 87; docs/class-server.md)."""
+    @functools.wraps(init)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
+        previous = w.Widget._widget_construction_callback
+        if getattr(previous, "gapscope_hold", False):        # an outer (subclass) constructor holds already
+            init(self, *args, **kwargs)
+            return
+        held: list[contextlib.AbstractContextManager] = []
+
+        def hold(widget: w.Widget) -> None:
+            ctx = widget.hold_sync()
+            ctx.__enter__()
+            held.append(ctx)
+            if previous is not None:
+                previous(widget)
+        hold.gapscope_hold = True  # type: ignore[attr-defined]
+        w.Widget._widget_construction_callback = hold
+        try:
+            init(self, *args, **kwargs)
+        finally:
+            w.Widget._widget_construction_callback = previous
+            for ctx in held:
+                ctx.__exit__(None, None, None)
+    return wrapper
 
 
 class PanelInputError(ValueError):
@@ -104,6 +142,12 @@ class Panel:
     #: width of the control column
     SIDEBAR_WIDTH: ClassVar[str] = "29em"
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:          # a subclass's widgets built before super().__init__() too
+            cls.__init__ = _sending_new_widgets_once(cls.__dict__["__init__"])  # type: ignore[method-assign]
+
+    @_sending_new_widgets_once
     def __init__(self, **values: Any) -> None:
         self.extras: dict[str, w.Widget] = dict(self.make_extras())
         names = {p.name for p in self.PARAMS}
@@ -129,6 +173,7 @@ class Panel:
         self.cancel_button.add_class("gs-cancel")
         self.busy_box = w.HBox([self.status, self.progress_bar, self.cancel_button],
                                layout=w.Layout(display="none"))
+        self.session_bar = _session.SessionBar(self, self._session_root)
         self.last_redraw_s = 0.0
         self.last_compute_s = 0.0
         self.redraw_count = 0
@@ -192,7 +237,7 @@ class Panel:
     # ------------------------------------------------------------------ layout
     def sidebar(self) -> list[w.Widget]:
         return [*self.header(), *self.controls.values(), w.HBox([self.manual, self.update_button]),
-                self.busy_box, *self.footer()]
+                self.busy_box, *self.footer(), self.session_bar.widget]
 
     def layout(self) -> w.Widget:
         side = w.VBox(self.sidebar(), layout=w.Layout(width=self.SIDEBAR_WIDTH, flex="0 0 auto"))
@@ -243,6 +288,53 @@ class Panel:
             if self._batching == 0:
                 self._changed(None)
 
+    # ------------------------------------------------------------------ sessions (see session.py)
+    def state(self) -> dict[str, Any]:
+        """The whole state of the dashboard as JSON data (parameters, preset, extras, other widgets, extra)."""
+        return _session.panel_state(self)
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Check every field of a saved ``state`` (:class:`~.session.SessionError` if any is refused, with
+        nothing changed), then apply it in one update."""
+        checked = _session.check_state(self, state)
+        _session.apply_state(self, checked)
+        if self.manual.value:
+            self.refresh()
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the session (one JSON file, with an integrity digest) to ``path``."""
+        return _session.save(self, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike | bytes, **kwargs: Any) -> Panel:
+        """A new panel of the class the session file names, in its saved state (``kwargs``: constructor's)."""
+        return _session.load(path, cls=cls, **kwargs)
+
+    def session_widgets(self) -> dict[str, w.Widget]:
+        """Input widgets saved beside the parameters and extras (default: found on the panel)."""
+        return _session.discover_widgets(self)
+
+    def state_extra(self) -> dict[str, Any]:
+        """Saved state that is not a widget (default: :meth:`extra_values` as JSON)."""
+        return _session.generic_extra(self)
+
+    def check_extra(self, extra: Any, where: _session.Check) -> Any:
+        """Check the saved :meth:`state_extra` (default: known keys, each shaped like the current value)."""
+        return _session.check_generic_extra(self, extra, where)
+
+    def restore_extra(self, extra: Any) -> None:
+        """Apply a checked :meth:`state_extra` (default: :meth:`set`, collections first)."""
+        _session.apply_generic_extra(self, extra)
+
+    def session_note(self) -> str:
+        """What the user is told when a session is offered for download."""
+        return "Session saved: the link below downloads it; “Load session” restores it here or on another page."
+
+    def _session_root(self) -> Any:
+        from .dataroot import DataRoot
+        root = getattr(self, "data_root", None)
+        return root if isinstance(root, DataRoot) else DataRoot()
+
     # ------------------------------------------------------------------ observers (all of them)
     def _wire(self) -> None:
         for c in self.controls.values():
@@ -254,7 +346,7 @@ class Panel:
         self.update_button.on_click(lambda _: self.refresh())
         self.cancel_button.on_click(lambda _: self.cancel())
         self.reset_button.on_click(lambda _: self.reset())
-        for widget, trait, callback in self.observers():
+        for widget, trait, callback in [*self.observers(), *self.session_bar.observers()]:
             if trait is None:
                 widget.on_click(callback)
             else:
