@@ -11,21 +11,30 @@ CHROMIUM ?= /usr/bin/chromium
 PYTEST := $(BIN)/python -m pytest
 JOBS   ?= 2
 
-.PHONY: dashboards test test-fast lint install browser bench clean
+.PHONY: dashboards hub test test-fast lint install browser bench clean
 
 # Reinstall when the metadata changes: pyproject.toml, or the version in src/gapscope/__init__.py.
 $(STAMP): pyproject.toml src/gapscope/__init__.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@# JupyterHub's proxy (a node package) for `make hub` and tests/e2e/test_hub.py, inside the venv
+	@if command -v npm >/dev/null 2>&1; then npm install --silent --no-fund --no-audit --prefix $(VENV)/node \
+		configurable-http-proxy; else echo "warning: npm missing: no configurable-http-proxy (make hub, hub test)"; fi
 	touch $(STAMP)
 
 install: $(STAMP)
 
 # serve/run: Voilà with serve/voila.py (timeouts, upload size, culling); 127.0.0.1 by default
-# (IP=0.0.0.0 serves a class on a network); GAPSCOPE_DATA_ROOT is the only folder paths may name.
+# (IP=0.0.0.0 serves a class on a network); GAPSCOPE_DATA_ROOT is the only folder paths may name;
+# GAPSCOPE_POOL=gap=30 preheats 30 gap dashboards for a class (docs/class-server.md); as root, 127.0.0.1 only.
 dashboards: install
 	PORT=$(PORT) BIN=$(BIN) ./serve/run
+
+# A JupyterHub for a class (one server per student, login, limits, idle culler): serve/jupyterhub_config.py,
+# docs/class-server.md.  Logs in with the machine's accounts (PAM); run it as root for that.
+hub: install
+	$(BIN)/jupyterhub -f serve/jupyterhub_config.py
 
 # Debian's Chromium for the browser tests (Playwright drives it; its own browser download fails here).
 browser:

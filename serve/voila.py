@@ -1,16 +1,47 @@
 # Voilà configuration used by `make dashboards` (through serve/run). One place for how the
 # dashboards are served; command-line flags in serve/run only name the folder, port and address.
+import importlib.util
 import os
+import sys
 
 c = get_config()  # noqa: F821  (provided by traitlets when Voilà loads this file)
 
-# Preheating: each dashboard keeps GAPSCOPE_POOL kernels that have already run it, so a student's page is
-# ready at once instead of paying 2–3 s of server CPU on arrival; each idle one holds ~100–150 MB.
-# Off by default (GAPSCOPE_POOL=0): on a 2-core machine the refills compete with the students' own
-# updates. For a class, `make dashboards GAPSCOPE_POOL=2` (or more) on a machine with cores to spare.
-pool = int(os.environ.get("GAPSCOPE_POOL", "0"))
-c.VoilaConfiguration.preheat_kernel = pool > 0
-c.VoilaConfiguration.default_pool_size = max(pool, 0)
+
+def _load(name: str, filename: str):
+    """A module from this folder, by path (never putting serve/ on sys.path: its voila.py would shadow Voilà)."""
+    spec = importlib.util.spec_from_file_location(name, os.path.join(os.path.dirname(__file__), filename))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+# Preheating: a dashboard keeps a pool of kernels that have already run it, so a student's page is served
+# at once instead of paying 2–3 s of server CPU on arrival; each waiting kernel holds ~100–150 MB, and the
+# pool refills (one full run each) a second after a kernel is taken.  GAPSCOPE_POOL sets the pool sizes:
+# a number for every dashboard ("2"), or one per dashboard ("gap=30,shiba=4"; the others get none).
+# Off by default (0): on a small machine the refills compete with the students' own updates.  For a class,
+# size the pool of the lecture's dashboard to the class: `make dashboards GAPSCOPE_POOL=gap=30`.
+# The gallery (index.ipynb) is never preheated: it is served as a static page (gallery.html).
+_pool_spec = os.environ.get("GAPSCOPE_POOL", "0").strip() or "0"
+if "=" in _pool_spec:
+    _pools = {}
+    for _item in _pool_spec.split(","):
+        _name, _, _size = _item.partition("=")
+        _name = _name.strip()
+        _pools[_name if _name.endswith(".ipynb") else f"{_name}.ipynb"] = max(int(_size), 0)
+    _default = 0
+else:
+    _pools, _default = {}, max(int(_pool_spec), 0)
+c.VoilaConfiguration.preheat_kernel = _default > 0 or any(_pools.values())
+c.VoilaConfiguration.default_pool_size = _default
+c.VoilaKernelManager.kernel_pools_config = {"default": {"pool_size": _default},
+                                            **{nb: {"pool_size": n} for nb, n in _pools.items()}}
+c.VoilaKernelManager.preheat_denylist = [r"index\.ipynb"]
+# A kernel taken from the pool is replaced GAPSCOPE_POOL_REFILL seconds later (Voilà's default is 1 s): with a
+# pool sized to the class, the class is served from the pool first and the refills (one full notebook run
+# each, ~2–3 s of CPU) come after the arrivals instead of competing with them.
+c.VoilaKernelManager.fill_delay = float(os.environ.get("GAPSCOPE_POOL_REFILL", "60"))
 
 # A class arriving at once: each page waits for its dashboard's widgets instead of giving up after
 # Voilà's default 4 s (which left blank pages with 10 students arriving within ~10 s).
@@ -33,6 +64,11 @@ c.Voila.tornado_settings = {"websocket_max_message_size": 256 * 2 ** 20, "disabl
 c.MappingKernelManager.cull_interval = 60
 c.MappingKernelManager.cull_idle_timeout = 600
 c.MappingKernelManager.cull_connected = False
+
+# Kernel websockets: the v1 wire protocol only, each incoming frame checked before it is parsed
+# (serve/wsguard.py).  Without it, one client that connects without the v1 subprotocol (or sends a v1 frame
+# announcing 2^60 offsets) makes Voilà spin at 100 % CPU and grow until killed, for everyone.
+c.Voila.kernel_websocket_connection_class = _load("gapscope_wsguard", "wsguard.py").GuardedKernelConnection
 
 # gapscope's template (serve/share/voila/templates/gapscope): no CDN stylesheet, and a banner with a
 # Reload button when a page loses its kernel.
