@@ -128,6 +128,38 @@ PROBES = {
     "gapscope.kernels.proximity.LENGTH_N": lambda x: kernels.proximity.Junction(length_n=x, xi_n=min(x, 6.0)),
     "gapscope.kernels.ising.RASHBA": lambda x: kernels.ising.hc2_inplane(1.0, tc=3.0, beta_so=1.0, rashba=x),
     "gapscope.kernels.ising.PAIR_BREAKING": lambda x: kernels.ising.critical_temperature(tc=3.0, pair_breaking=x),
+    "gapscope.kernels.chains.E0": lambda x: kernels.chains.lcao(2, e0=x, hoppings=(0.4,)),
+    "gapscope.kernels.chains.K1": lambda x: kernels.chains.lcao(2, e0=0.0, hoppings=(x,)),
+    "gapscope.kernels.chains.K2": lambda x: kernels.chains.lcao(3, e0=0.0, hoppings=(0.4, x)),
+    "gapscope.kernels.chains.K3": lambda x: kernels.chains.lcao(4, e0=0.0, hoppings=(0.4, 0.0, x)),
+    "gapscope.kernels.chains.N_SITES": lambda x: kernels.chains.lcao(int(x), e0=0.0, hoppings=(0.4,)),
+    # the extended model's lengths are probed with λ_F scaled along (the model needs d ≥ 0.02 λ_F, ξ_J ≤ 2 λ_F)
+    "gapscope.kernels.chains.D": lambda x: kernels.chains.extended(
+        2, d=x, xi_j=0.4 * min(max(x, 1e-15) / 0.35, 1e3), j0=1.0, lambda_f=min(max(x, 1e-15) / 0.35, 1e3)),
+    "gapscope.kernels.chains.XI_J": lambda x: kernels.chains.extended(
+        2, d=0.35 * min(max(x, 1e-15) / 0.4, 1e3), xi_j=x, j0=1.0, lambda_f=min(max(x, 1e-15) / 0.4, 1e3)),
+    "gapscope.kernels.chains.J0": lambda x: kernels.chains.extended(2, d=0.35, xi_j=0.4, j0=x, lambda_f=1.0),
+    "gapscope.kernels.chains.LAMBDA_F": lambda x: kernels.chains.extended(2, d=0.35 * max(x, 1e-15),
+                                                                          xi_j=0.4 * max(x, 1e-15), j0=1.0, lambda_f=x),
+    "gapscope.kernels.chains.SPACING": lambda x: kernels.chains.site_positions(3, spacing=x),
+    "gapscope.kernels.chains.WIDTH": lambda x: kernels.chains.profile_weights(0.0, np.eye(2), positions=[0.0, 0.3],
+                                                                              width=x),
+    "gapscope.kernels.chains.DELTA": lambda x: kernels.chains.chain_dos([0.5], [1.0], delta=x, gamma=0.02,
+                                                                        gamma_ysr=0.03, weight=0.1,
+                                                                        electron_fraction=0.7),
+    "gapscope.kernels.chains.GAMMA": lambda x: kernels.chains.chain_dos([0.5], [1.0], delta=1.5, gamma=x,
+                                                                        gamma_ysr=0.03, weight=0.1,
+                                                                        electron_fraction=0.7),
+    "gapscope.kernels.chains.GAMMA_YSR": lambda x: kernels.chains.chain_dos([0.5], [1.0], delta=1.5, gamma=0.02,
+                                                                            gamma_ysr=x, weight=0.1,
+                                                                            electron_fraction=0.7),
+    "gapscope.kernels.chains.WEIGHT": lambda x: kernels.chains.chain_dos([0.5], [1.0], delta=1.5, gamma=0.02,
+                                                                         gamma_ysr=0.03, weight=x,
+                                                                         electron_fraction=0.7),
+    "gapscope.kernels.chains.ELECTRON_FRACTION": lambda x: kernels.chains.chain_dos([0.5], [1.0], delta=1.5,
+                                                                                    gamma=0.02, gamma_ysr=0.03,
+                                                                                    weight=0.1, electron_fraction=x),
+    "gapscope.kernels.ysr.geometry.T_R": lambda x: ysr.geometry.alpha_r_from_t_r(x),
 }
 
 

@@ -66,6 +66,11 @@ PANELS: dict[str, PanelEntry] = {e.key: e for e in (
                "Rashba and pair breaking; Δ(T, B) with first-order transitions; DOS and dI/dV at the (T, B) point; "
                "fit β_so to measured H_c2 points. Presets: NbSe₂, NbS₂, TaS₂ (DFT β_so), a film without SOC.",
                "ising.ipynb", "ising_panel:IsingPanel"),
+    PanelEntry("chains", "YSR chains",
+               "Coupled Yu-Shiba-Rusinov states in adatom chains: LCAO (k₁, k₂, k₃), the extended sinc model and the "
+               "T-matrix engine with Rashba; even/odd fan diagrams, the spectrum at the tip and the line profile along "
+               "the chain. Presets: Fe chains on Nb(110), the AFM Mn dimer.",
+               "chains.ipynb", "chains_panel:ChainsPanel"),
 )}
 
 
