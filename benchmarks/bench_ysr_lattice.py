@@ -1,0 +1,152 @@
+"""Benchmark of the lattice YSR substrate (gapscope.kernels.ysr.lattice) against pyqula and exact diagonalisation.
+
+The issue's workload: square lattice t = 1, μ = −1, Δ = 0.2t, one classical spin with exchange 1.5t along z,
+Dynes broadening 0.01t (energies in units of t, i.e. t = 1 meV).  Rows:
+
+* spectrum: 400 energies at the impurity — gapscope cold (k-mesh, bins, T-matrix) and after a coupling change
+  (cached 𝒢), beside pyqula 0.0.96's embedding (timed on a few energies in this run, per-energy time × 400);
+* 41×41 map at the YSR energy — gapscope (FFT of the k-mesh) beside pyqula's embedding map on an n×n supercell
+  (measured here for n = 5, 9; n = 41 with ``--full``, the issue measured 156 s elsewhere);
+* the same workload on a 13×13 torus (41×41 with ``--full``) by dense exact diagonalisation (one eigh gives
+  every LDOS), beside the T-matrix on that torus (equal to ~1e-14);
+* a dimer two sites apart (gapscope only).
+
+kwant 1.5 does not build against numpy 2: its numbers (KPM 0.27 s for the spectrum on a 41×41 torus, ~460 s for
+an exact 41×41 map) were measured elsewhere and are quoted in the issue, not here.
+
+Prints numbers; it is not a timed test.  Run alone with ``.venv/bin/python benchmarks/bench_ysr_lattice.py``.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+
+from gapscope.kernels.ysr import lattice
+
+T, MU, DELTA, GAMMA, J = 1.0, -1.0, 0.2, 0.01, 1.5
+
+
+def _imp(site=(0, 0), spin=(0.0, 0.0, 1.0), j=J):
+    return lattice.Impurity(site=site, spin=spin, channels=[lattice.Channel(0, j, 0.0)])
+
+
+def _pyqula():
+    from pyqula import embedding, geometry
+    g = geometry.square_lattice()
+    h = g.get_hamiltonian(has_spin=True)
+    h.add_onsite(-MU)          # pyqula hops with +t: its band is ours shifted by (π, π)
+    h.add_swave(DELTA)
+    hv = h.copy()
+    hv.add_exchange([0.0, 0.0, J])
+    return embedding.Embedding(h, m=hv)
+
+
+def _torus(L):
+    """Dense BdG matrix of the L×L torus with the impurity at site 0 (index 4·(n1·L + n2) + [e↑, e↓, h1, h2])."""
+    N = L * L
+    H = np.zeros((4 * N, 4 * N), complex)
+    tz = np.kron(np.diag([1.0, -1.0]), np.eye(2))
+    for n1 in range(L):
+        for n2 in range(L):
+            i = n1 * L + n2
+            H[4 * i:4 * i + 4, 4 * i:4 * i + 4] += -MU * tz + DELTA * np.kron([[0, 1], [1, 0]], np.eye(2))
+            for d1, d2 in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+                j = ((n1 + d1) % L) * L + (n2 + d2) % L
+                H[4 * j:4 * j + 4, 4 * i:4 * i + 4] += -T * tz
+    H[0:4, 0:4] += J * np.kron(np.eye(2), np.diag([1.0, -1.0]))
+    return H
+
+
+def rows(full: bool = False) -> None:
+    print(f"\nLattice YSR substrate (square t = {T}, μ = {MU}, Δ = {DELTA}, Γ = {GAMMA}, exchange {J} along z; "
+          "energies in units of t)")
+    w = np.linspace(-0.4, 0.4, 400)
+    t0 = time.perf_counter()
+    sub = lattice.Substrate("square", t=T, mu=MU, delta=DELTA, gamma=GAMMA)
+    eng = lattice.Engine(sub, [_imp()])
+    t1 = time.perf_counter()
+    spec = eng.ldos([(0, 0)], w, part="total")[0]
+    t2 = time.perf_counter()
+    eng.update(sub, [_imp(j=1.2)])
+    eng.ldos([(0, 0)], w, part="total")
+    t3 = time.perf_counter()
+    eng.update(sub, [_imp()])
+    e0 = lattice.energies(sub, [_imp()])
+    t4 = time.perf_counter()
+    print(f"  k-mesh {sub.nk} chosen by (2π/n)·v < Γ; substrate + mesh {t1 - t0:.2f} s; YSR energy "
+          f"{e0[0]:.6f} t ({t4 - t3:.2f} s)")
+    print(f"  spectrum, 400 energies: gapscope cold {(t2 - t1) * 1e3:.0f} ms (first call: bins), after a coupling "
+          f"change {(t3 - t2) * 1e3:.1f} ms")
+    try:
+        eb = _pyqula()
+    except ImportError:
+        print("  pyqula not installed (pip install pyqula==0.0.96): skipped")
+        eb = None
+    if eb is not None:
+        eb.dos(energy=0.0, delta=GAMMA, nk=100, write=False)                    # numba / first-call compilation
+        few = np.array([-0.3, -0.1, 0.0, 0.05, 0.15, 0.3])
+        tq = time.perf_counter()
+        ref = np.array([eb.dos(energy=e, delta=GAMMA, nk=100, write=False) for e in few])
+        per = (time.perf_counter() - tq) / few.size
+        ours = 2 * sub.n0 * eng.ldos([(0, 0)], few, part="total")[0]
+        dev = np.max(np.abs(ours - ref)) / np.max(np.abs(spec * 2 * sub.n0))
+        print(f"  pyqula embedding (nk = 100): {per:.3f} s per energy measured here → {400 * per:.0f} s for 400 "
+              f"energies ({400 * per / (t3 - t2):.0f}× the cached gapscope update, {400 * per / (t2 - t1):.0f}× "
+              f"cold); max deviation on {few.size} energies {dev:.1e} of the peak (pyqula nk = 100 is not "
+              "converged above the gap; nk = 300 brings it to < 2e-3)")
+    xs = np.arange(-20, 21)
+    pts = np.array([(a, b) for a in xs for b in xs])
+    tm = time.perf_counter()
+    amap = eng.ldos(pts, [e0[0]])
+    tm1 = time.perf_counter()
+    amap2 = eng.ldos(pts, [e0[0]])
+    tm2 = time.perf_counter()
+    assert np.allclose(amap, amap2)
+    print(f"  41×41 map at E₀: gapscope {tm1 - tm:.2f} s cold (FFT of the {sub.nk} mesh), {(tm2 - tm1) * 1e3:.1f} ms "
+          "cached")
+    if eb is not None:
+        times = {}
+        eb.ldos(energy=float(e0[0]), delta=GAMMA, nsuper=3, nk=100, write=False)     # first-call compilation
+        for n in ((5, 9, 41) if full else (5, 9)):
+            tq = time.perf_counter()
+            eb.ldos(energy=float(e0[0]), delta=GAMMA, nsuper=n, nk=100, write=False)
+            times[n] = time.perf_counter() - tq
+        print("  pyqula embedding map on an n×n supercell, measured here: "
+              + ", ".join(f"n = {n}: {s:.2f} s" for n, s in times.items())
+              + ("" if full else " (n = 41: run with --full; the issue measured 156 s elsewhere)")
+              + f"; ratio to gapscope's cold 41×41 map at the largest n: {times[max(times)] / (tm1 - tm):.1f}×")
+    # exact diagonalisation on an L×L torus, and the T-matrix on the same torus
+    L = 41 if full else 13
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        tor = lattice.Substrate("square", t=T, mu=MU, delta=DELTA, gamma=0.05, nk=L)
+    H = _torus(L)
+    te = time.perf_counter()
+    ev, U = np.linalg.eigh(H)
+    te1 = time.perf_counter()
+    ws = np.linspace(-0.4, 0.4, 400)
+    u0 = U[0:4]
+    g00 = np.einsum("an,bn,en->eab", u0, u0.conj(), 1.0 / (ws[:, None] + 0.05j - ev[None, :]))
+    ed = -np.imag(np.einsum("eaa->e", g00)) / (2 * np.pi * tor.n0)
+    te2 = time.perf_counter()
+    tt = time.perf_counter()
+    tm_ = lattice.Engine(tor, [_imp()]).ldos([(0, 0)], ws, part="total")[0]
+    tt1 = time.perf_counter()
+    ingap = np.sort(np.abs(ev[np.abs(ev) < DELTA - 1e-9]))[::2]
+    print(f"  {L}×{L} torus (Γ = 0.05): dense ED {te1 - te:.2f} s eigh + {(te2 - te1) * 1e3:.0f} ms spectrum; T-matrix "
+          f"on the same torus {(tt1 - tt) * 1e3:.0f} ms; max |Δρ| = {np.max(np.abs(tm_ - ed)):.1e}; in-gap ED "
+          f"{ingap.round(6).tolist()} vs {lattice.energies(tor, [_imp()]).round(6).tolist()}")
+    td = time.perf_counter()
+    dim = lattice.Engine(sub, [_imp((0, 0)), _imp((2, 0), spin=(0.0, 0.0, -1.0))])
+    dim.ldos([(0, 0), (1, 0)], w)
+    td1 = time.perf_counter()
+    print(f"  AFM dimer two sites apart: 400-energy spectrum at 2 sites {td1 - td:.2f} s cold; energies "
+          f"{lattice.energies(sub, [_imp((0, 0)), _imp((2, 0), spin=(0.0, 0.0, -1.0))]).round(5).tolist()}")
+
+
+if __name__ == "__main__":
+    import sys
+    rows(full="--full" in sys.argv)
