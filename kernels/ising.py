@@ -76,7 +76,7 @@ from .specs import Spec
 __all__ = ["BETA_SO", "RASHBA", "B_FIELD", "FIELD_ANGLE", "G_FACTOR", "PAIR_BREAKING", "GAMMA",
            "zeeman", "tesla", "field_vector", "pauli_limit", "critical_temperature", "hc2", "hc2_inplane",
            "GapSolution", "gap_solution", "self_consistent_gap", "dos", "sample_dos",
-           "Hc2Fit", "fit_hc2", "phi_nodes", "uses_bdg", "Progress"]
+           "Hc2Fit", "fit_hc2", "phi_nodes", "uses_bdg", "Progress", "hc2_cost", "sample_dos_cost"]
 
 # ----------------------------------------------------------------------------- parameters
 BETA_SO = Spec("beta_so", "β_so", "meV", 1.0, (0.0, 20.0), (0.0, 1000.0), 0.01,
@@ -549,11 +549,46 @@ def sample_dos(*, delta: float, beta_so: float, field: np.ndarray | tuple[float,
     w = _v.scalar("window", window, "meV", minimum=0.0, strict=True)
     if _kind(hvec, lam) != "bdg":
         return sampling.PointDOS(lambda E: dos(E, delta=d, beta_so=beta, field=hvec, gamma=gam), width=gam)
-    n = int(min(max(np.ceil(2.0 * w / (0.5 * gam)), 64), 40_000)) + 1
+    n = _table_size(w, gam)
     E = np.linspace(-w, w, n)
     N = dos(E, delta=d, beta_so=beta, field=hvec, rashba=lam, gamma=gam, n_phi=n_phi, progress=progress)
     spline = CubicSpline(E, N)
     return sampling.PointDOS(lambda x: spline(np.clip(x, -w, w)), width=gam)
+
+
+def _table_size(window: float, gamma: float) -> int:
+    """Energies of the BdG table of :func:`sample_dos`: a step of Γ/2 over [−window, window], 65…40 001."""
+    return int(min(max(np.ceil(2.0 * window / (0.5 * gamma)), 64), 40_000)) + 1
+
+
+def sample_dos_cost(*, field: np.ndarray | tuple[float, float, float], gamma: float, rashba: float = 0.0,
+                    pair_breaking: float = 0.0, window: float = 10.0, n_phi: int | None = None) -> int:
+    """Work of :func:`sample_dos` before computing it: the number of 4×4 BdG matrix signs it takes.
+
+    0 where closed forms apply (no Rashba and an in-plane or out-of-plane field); otherwise at most
+    n_E × n_φ (the distinct |E| of the table: between n_E/2 and n_E, n_E ≈ 4·window/(Γ + Γ_AG); n_φ ≈
+    4(λ_R + |h|)/(Γ + Γ_AG) clipped to 16…4096); each sign costs ~25 µs on one core.  Arguments as in
+    :func:`sample_dos`.
+    """
+    hvec = _check_field(field)
+    lam = RASHBA.check(rashba)
+    gam = GAMMA.check(gamma) + PAIR_BREAKING.check(pair_breaking)
+    w = _v.scalar("window", window, "meV", minimum=0.0, strict=True)
+    if _kind(hvec, lam) != "bdg":
+        return 0
+    nphi = int(n_phi) if n_phi is not None else (_n_phi_dos(lam, hvec, gam) if lam > 0 else 1)
+    return _table_size(w, gam) * nphi
+
+
+def hc2_cost(T: np.ndarray | float, *, rashba: float = 0.0) -> int:
+    """Work of :func:`hc2` at the temperatures T before computing it: pole terms per root-finding step.
+
+    n_T × 2n_φ, with n_φ = 1 without Rashba and 64…4096 Fermi-circle nodes with it (more at low T,
+    ∝ λ_R/k_BT_min); each term is one complex digamma, and a line takes up to ~140 steps.
+    """
+    lam = RASHBA.check(rashba)
+    flat = np.atleast_1d(_v.array("T", T)).ravel()
+    return int(flat.size * 2 * _n_phi_linear(lam, float(flat.min()) if flat.size else 1.0))
 
 
 # ----------------------------------------------------------------------------- gap equation

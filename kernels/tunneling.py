@@ -37,13 +37,15 @@ from .constants import KB
 from .dos import _dynes_anti_raw, _dynes_raw
 from .specs import Spec
 
-__all__ = ["didv", "current", "didv_weights", "energy_grid", "fermi", "thermal_kernel", "lockin_kernel", "lockin",
+__all__ = ["didv", "current", "didv_weights", "didv_weights_cost", "energy_grid", "fermi", "thermal_kernel",
+           "lockin_kernel", "lockin",
            "peak_asymmetry", "resolution_fwhm", "DEFAULT_TIP_GAMMA", "CHAIN", "TEMPERATURE", "TIP_DELTA",
            "TIP_GAMMA", "VMOD_RMS"]
 
 #: Default Dynes broadening of a superconducting tip, meV.
 DEFAULT_TIP_GAMMA = 0.01
 _N_MAX = 2 ** 17          # largest sample grid
+_WEIGHTS_BLOCK = 2 ** 21  # elements of one block of didv_weights' temporaries (complex: 32 MiB)
 
 # ----------------------------------------------------------------------------- parameters
 TEMPERATURE: Spec = Spec("temperature", "T", "K", 0.32, (0.0, 10.0), (0.0, 300.0), 0.01,
@@ -223,13 +225,15 @@ def _plan(V: np.ndarray, *, lo: float, hi: float, h_target: float) -> _Grid:
         dV = float(dv[0])
         if dV > 0 and np.allclose(dv, dV, rtol=1e-9, atol=1e-12):
             k = max(1, int(np.ceil(dV / h - 1e-9)))
-            h = dV / k
-            j_lo = int(np.floor((lo - flat[0]) / h))
-            j_hi = int(np.ceil((hi - flat[0]) / h))
+            h_aligned = dV / k
+            j_lo = int(np.floor((lo - flat[0]) / h_aligned))
+            j_hi = int(np.ceil((hi - flat[0]) / h_aligned))
             n = j_hi - j_lo + 1
             if n <= 2 * _N_MAX:
                 take = -j_lo + k * np.arange(flat.size)
-                return _Grid(flat[0] + j_lo * h, h, n, take)
+                return _Grid(flat[0] + j_lo * h_aligned, h_aligned, n, take)
+    # not aligned (or an aligned grid would be too long: biases far finer than the range needs): the
+    # step h ≥ h_floor keeps the grid within _N_MAX points
     j_lo = int(np.floor(lo / h))
     j_hi = int(np.ceil(hi / h))
     return _Grid(j_lo * h, h, j_hi - j_lo + 1, None)
@@ -451,32 +455,54 @@ def didv_weights(V: np.ndarray | float, E: np.ndarray, *, temperature: float, ti
         shifts, cw = a * np.cos(phi), (2.0 / m) * np.sin(phi) ** 2
     else:
         shifts, cw = np.zeros(1), np.ones(1)
-    Vs = (V[:, None] + shifts[None, :]).ravel()
 
     def fermi_(x: np.ndarray) -> np.ndarray:
         if kT == 0.0:
             return np.where(x < 0, 1.0, np.where(x > 0, 0.0, 0.5))
         return 0.5 * (1.0 - np.tanh(0.5 * x / kT))
 
-    if td == 0.0:
-        if kT == 0.0:   # −f′ is a δ: linear interpolation weights
-            w = np.clip(1.0 - np.abs(E[None, :] - Vs[:, None]) / h, 0.0, None)
-        else:
+    d = 0.5 * min(x for x in (tg, kT, h) if x > 0) if any(x > 0 for x in (tg, kT)) else 0.5 * h
+
+    def K(v: np.ndarray) -> np.ndarray:
+        x = E[None, :] - v[:, None]
+        if tg >= 2.0 * h:
+            nt = _dynes_raw(x, td, tg)
+        else:         # a tip sharper than the grid (Γ_t → 0, BCS): cell averages keep its weight
+            nt = (_dynes_anti_raw(x + 0.5 * h, td, tg) - _dynes_anti_raw(x - 0.5 * h, td, tg)) / h
+        return h * nt * (fermi_(x) - fermi_(E)[None, :])
+
+    def rows(Vs: np.ndarray) -> np.ndarray:
+        """Weights of the chain without the lock-in at the biases Vs, (len(Vs), len(E))."""
+        if td == 0.0:
+            if kT == 0.0:   # −f′ is a δ: linear interpolation weights
+                return np.clip(1.0 - np.abs(E[None, :] - Vs[:, None]) / h, 0.0, None)
             x = E[None, :] - Vs[:, None]
-            w = h / (4.0 * kT * np.cosh(np.clip(0.5 * x / kT, -350, 350)) ** 2)
-    else:
-        d = 0.5 * min(x for x in (tg, kT, h) if x > 0) if any(x > 0 for x in (tg, kT)) else 0.5 * h
+            return h / (4.0 * kT * np.cosh(np.clip(0.5 * x / kT, -350, 350)) ** 2)
+        return (K(Vs - 2 * d) - 8 * K(Vs - d) + 8 * K(Vs + d) - K(Vs + 2 * d)) / (12.0 * d)
 
-        def K(v: np.ndarray) -> np.ndarray:
-            x = E[None, :] - v[:, None]
-            if tg >= 2.0 * h:
-                nt = _dynes_raw(x, td, tg)
-            else:         # a tip sharper than the grid (Γ_t → 0, BCS): cell averages keep its weight
-                nt = (_dynes_anti_raw(x + 0.5 * h, td, tg) - _dynes_anti_raw(x - 0.5 * h, td, tg)) / h
-            return h * nt * (fermi_(x) - fermi_(E)[None, :])
+    # the lock-in phases in blocks: the temporaries stay ~_WEIGHTS_BLOCK elements (not V × phases × E)
+    out = np.zeros((V.size, E.size))
+    step = max(1, _WEIGHTS_BLOCK // max(V.size * E.size, 1))
+    for lo in range(0, shifts.size, step):
+        s = shifts[lo:lo + step]
+        w = rows((V[:, None] + s[None, :]).ravel())
+        out += (w.reshape(V.size, s.size, E.size) * cw[lo:lo + step][None, :, None]).sum(axis=1)
+    return out
 
-        w = (K(Vs - 2 * d) - 8 * K(Vs - d) + 8 * K(Vs + d) - K(Vs + 2 * d)) / (12.0 * d)
-    return (w.reshape(V.size, shifts.size, E.size) * cw[None, :, None]).sum(axis=1)
+
+def didv_weights_cost(V: np.ndarray | float, E: np.ndarray, *, tip_delta: float = 0.0, vmod_rms: float = 0.0) -> int:
+    """Work of :func:`didv_weights` before computing it: kernel evaluations, len(V) × lock-in phases ×
+    len(E), four times that with a superconducting tip (its fourth-order difference in V).
+
+    The lock-in phases are 16…512 (8·√2·V_rms/h, h the step of E), 1 without modulation.
+    """
+    n_v = _v.array("V", np.atleast_1d(V)).size
+    E = _v.array("E", E).ravel()
+    td = TIP_DELTA.check(tip_delta)
+    a = np.sqrt(2.0) * VMOD_RMS.check(vmod_rms)
+    h = float(E[1] - E[0]) if E.size >= 2 else 1.0
+    phases = int(np.clip(np.ceil(8.0 * a / h), 16, 512)) if a > 0 else 1
+    return n_v * phases * E.size * (4 if td > 0 else 1)
 
 
 def peak_asymmetry(V: np.ndarray, G: np.ndarray, *, background: float = 1.0,

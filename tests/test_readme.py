@@ -32,3 +32,13 @@ def test_readme_examples_run(tmp_path, monkeypatch):
         exec(compile(block, "README.md", "exec"), ns)
     assert ns["delta0"] == pytest.approx(1.343, rel=1e-3) and ns["tc"] == pytest.approx(7.1, rel=1e-3)
     assert np.all(np.isfinite(ns["G"])) and (tmp_path / "fit.npz").exists()
+
+
+def test_binder_instructions_have_no_placeholder_owner():
+    """The repository has no public remote: no fake ``<owner>`` link, but the URL pattern for one's own copy."""
+    pattern = "https://mybinder.org/v2/gh/USER/REPOSITORY/BRANCH?urlpath=voila%2Frender%2Fnotebooks%2Findex.ipynb"
+    for path in (ROOT / "README.md", ROOT / "binder" / "README.md"):
+        text = path.read_text(encoding="utf-8")
+        assert not re.search(r"<\s*owner\s*>", text, re.IGNORECASE), f"{path.name}: a literal <owner> placeholder"
+        assert pattern in text, f"{path.name}: the Binder URL pattern for one's own copy is missing"
+    assert (ROOT / "notebooks" / "index.ipynb").exists()      # what the link opens

@@ -337,6 +337,13 @@ class GapPanel(Panel):
         T = np.linspace(0.0, tmax, 241)
         shape = self.shape(v)
         ratio_wc = gap.weak_coupling_ratio(**shape)
+        d0_wc = gap.delta0_from_ratio(tc=v["tc"], ratio=ratio_wc)
+        if d0_wc <= gap.DELTA0.bounds[1]:
+            T_ref, D_ref, ref_note = T, gap.bcs_gap(T, delta0=d0_wc, tc=v["tc"], **shape), ""
+        else:                   # e.g. T_c = 300 K: the weak-coupling gap lies beyond any gap the kernels take
+            T_ref, D_ref = np.zeros(0), np.zeros(0)
+            ref_note = (f"The weak-coupling Δ(T) is not drawn: for T_c = {v['tc']:g} K its Δ₀ = {d0_wc:.1f} meV "
+                        f"exceeds {gap.DELTA0.bounds[1]:g} meV.")
         return {
             "V": V, "G": G, "N": N, "delta_T": delta_T, "tip_delta": tip_delta, "values": dict(v),
             "polar_x": np.vstack([pos * np.cos(phi), neg * np.cos(phi)]),
@@ -344,7 +351,7 @@ class GapPanel(Panel):
             "ref_x": v["delta"] * np.cos(phi), "ref_y": v["delta"] * np.sin(phi),
             "rmax": max(float(r.max()), 1e-3) * 1.1,
             "T": T, "D": gap.bcs_gap(T, delta0=v["delta"], tc=v["tc"], **shape),
-            "D_ref": gap.bcs_gap(T, delta0=gap.delta0_from_ratio(tc=v["tc"], ratio=ratio_wc), tc=v["tc"], **shape),
+            "T_ref": T_ref, "D_ref": D_ref, "ref_note": ref_note,
             "dot": float(gap.bcs_gap(v["temperature"], delta0=v["delta"], tc=v["tc"], **shape)),
             "ratio_wc": ratio_wc,
             "asymmetry": tunneling.peak_asymmetry(V, G),
@@ -362,7 +369,7 @@ class GapPanel(Panel):
         for a in self.fig_polar.axes:            # exact, symmetric ticks: no "−2.2e-16"
             a.tick_values = np.array(ticks(-r["rmax"], r["rmax"]))
         self.line_gapT.x, self.line_gapT.y = r["T"], r["D"]
-        self.line_gapT_ref.x, self.line_gapT_ref.y = r["T"], r["D_ref"]
+        self.line_gapT_ref.x, self.line_gapT_ref.y = r["T_ref"], r["D_ref"]
         self.dot_gapT.x, self.dot_gapT.y = [v["temperature"]], [r["dot"]]
         self.curves = {"bias_mV": r["V"], "didv": r["G"], "energy_meV": r["V"], "dos": r["N"]}
         self._readout(r)
@@ -380,7 +387,7 @@ class GapPanel(Panel):
         self.readout.value = ("<table style='font-size:0.9em'>" +
                               "".join(f"<tr><td>{k}</td><td class='gs-{k[:4].strip()}'>{val}</td></tr>"
                                       for k, val in rows) + "</table>")
-        notes = []
+        notes = [r["ref_note"]] if r.get("ref_note") else []
         if tip_delta + delta_T > v["v_max"]:
             notes.append(f"Δ_t + Δ = {tip_delta + delta_T:.2f} meV lies outside the ±{v['v_max']:.2f} mV range: "
                          "the coherence peaks are not in view.")

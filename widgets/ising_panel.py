@@ -52,6 +52,12 @@ DFT_NOTE = (
 
 N_T = 80          # temperatures of the H_c2 line
 N_BIAS = 601
+#: work of one update, estimated before computing (ising.hc2_cost, ising.sample_dos_cost): each budget is
+#: ~10–20 s on one core.  Past it the H_c2 line is drawn at fewer temperatures (down to MIN_T), and the
+#: spectrum is not computed, with a message naming what to change.
+HC2_BUDGET = 3e5            # pole terms per root-finding step of the H_c2 line
+DOS_BUDGET = 8e5            # 4×4 BdG matrix signs of the Rashba DOS (an upper bound: ≈ half are done)
+MIN_T = 12
 
 
 @dataclass(frozen=True)
@@ -289,7 +295,15 @@ class IsingPanel(Panel):
         tc_star = ising.critical_temperature(tc=v["tc"], pair_breaking=v["pair_breaking"])
         if slow:
             task.progress(0.02, "H_c2(T): Fermi-circle average …")
+        notes: list[str] = []
         T = max(tc_star, 1e-3 * v["tc"]) * np.linspace(0.01, 1.0, N_T)
+        cost = ising.hc2_cost(T, rashba=v["rashba"])
+        if cost > HC2_BUDGET:          # estimated before computing: fewer temperatures, same accuracy each
+            n_t = max(MIN_T, int(N_T * HC2_BUDGET / cost))
+            T = T[0] + (T[-1] - T[0]) * np.linspace(0.0, 1.0, n_t)
+            notes.append(f"H_c2(T) is drawn at {n_t} temperatures instead of {N_T} to bound the time: with "
+                         f"λ_R = {v['rashba']:g} meV down to T = {T[0]:.3g} K the Fermi-circle average needs "
+                         f"{cost // (2 * N_T)} angles.")
         B_line = ising.hc2(T, beta_so=v["beta_so"], rashba=v["rashba"], angle=v["angle"], **common)
         B_pauli = ising.hc2(T, beta_so=0.0, **common)
         b_p = ising.pauli_limit(tc=v["tc"], g=v["g"])
@@ -304,19 +318,40 @@ class IsingPanel(Panel):
         tip_delta = v["tip_delta"] if v["tip"] == "superconducting" else 0.0
         kt = KB * v["temperature"]
         window = v["v_max"] + tip_delta + 25.0 * kt + 3.0 * v["vmod_rms"] + 0.5
-        sample = ising.sample_dos(delta=sol.delta, beta_so=v["beta_so"], field=hvec, gamma=v["gamma"],
-                                  rashba=v["rashba"], pair_breaking=v["pair_breaking"], window=window,
-                                  progress=lambda f: task.progress(0.4 + 0.55 * f, "Rashba DOS: Fermi-circle "
-                                                                   f"average … {100 * f:.0f} %"))
         V = np.linspace(-v["v_max"], v["v_max"], N_BIAS)
-        G = tunneling.didv(V, sample_dos=sample, temperature=v["temperature"], tip_delta=tip_delta,
-                           tip_gamma=v["tip_gamma"], vmod_rms=v["vmod_rms"])
-        N = sample(V)
-        self.finite("dI/dV", G)
-        self.finite("DOS", N)
-        return {"values": dict(v), "T": T, "B": B_line, "B_pauli": B_pauli, "b_p": b_p, "b_now": b_now,
+        dos_cost = ising.sample_dos_cost(field=hvec, gamma=v["gamma"], rashba=v["rashba"],
+                                         pair_breaking=v["pair_breaking"], window=window)
+        if dos_cost > DOS_BUDGET:      # estimated before computing: no spectrum, and what to change
+            notes.append(self.dos_refusal(v, hvec, window, dos_cost))
+            V = G = N = np.zeros(0)
+        else:
+            sample = ising.sample_dos(delta=sol.delta, beta_so=v["beta_so"], field=hvec, gamma=v["gamma"],
+                                      rashba=v["rashba"], pair_breaking=v["pair_breaking"], window=window,
+                                      progress=lambda f: task.progress(0.4 + 0.55 * f, "Rashba DOS: Fermi-circle "
+                                                                       f"average … {100 * f:.0f} %"))
+            G = tunneling.didv(V, sample_dos=sample, temperature=v["temperature"], tip_delta=tip_delta,
+                               tip_gamma=v["tip_gamma"], vmod_rms=v["vmod_rms"])
+            N = sample(V)
+            self.finite("dI/dV", G)
+            self.finite("DOS", N)
+        return {"notes": notes, "values": dict(v), "T": T, "B": B_line, "B_pauli": B_pauli, "b_p": b_p, "b_now": b_now,
                 "tc_star": tc_star, "solution": sol, "h": float(np.linalg.norm(hvec)), "V": V, "G": G, "N": N,
                 "tip_delta": tip_delta, "slow": slow}
+
+    @staticmethod
+    def dos_refusal(v: dict[str, Any], hvec: np.ndarray, window: float, cost: int) -> str:
+        """Why the spectrum is not computed, and the Γ at which it would be (the cost falls as 1/Γ²)."""
+        def over(gamma: float) -> bool:
+            return ising.sample_dos_cost(field=hvec, gamma=gamma, rashba=v["rashba"], pair_breaking=v["pair_breaking"],
+                                         window=window) > DOS_BUDGET
+        gamma = v["gamma"]
+        while over(gamma) and gamma < ising.GAMMA.bounds[1]:
+            gamma = min(1.25 * gamma, ising.GAMMA.bounds[1])
+        hint = (f"raise Γ to ≥ {float(f'{gamma:.2g}'):g} meV, or lower" if not over(gamma) else "lower")
+        return (f"The spectrum is not computed: the Rashba DOS (λ_R = {v['rashba']:g} meV, |h| = "
+                f"{float(np.linalg.norm(hvec)):.3g} meV, Γ + Γ_AG = {v['gamma'] + v['pair_breaking']:g} meV, over "
+                f"±{window:.3g} meV for V_max, T and V_mod) needs {cost / 1e6:.1f} million BdG solutions, more than "
+                f"the {DOS_BUDGET / 1e6:g} million one update may take (~10 s); {hint} λ_R, B, T or V_max.")
 
     def draw(self, r: dict[str, Any]) -> None:
         v = r["values"]
@@ -366,7 +401,7 @@ class IsingPanel(Panel):
         self.readout.value = ("<table style='font-size:0.9em'>" + "".join(
             f"<tr><td>{html.escape(a)}</td><td class='gs-ro-{i}'>{html.escape(b)}</td></tr>"
             for i, (a, b) in enumerate(rows)) + "</table>")
-        notes = []
+        notes = list(r.get("notes", ()))
         if v["angle"] > 0 and v["b"] > 0:
             notes.append("Tilted field: only the Zeeman effect is modelled; in a real film the out-of-plane "
                          "component's orbital depairing dominates.")

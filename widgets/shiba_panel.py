@@ -75,6 +75,8 @@ MAP_BUDGET = 1.5 * 2 ** 30
 MAP_EVALUATIONS = 5e6
 #: smallest map worth drawing
 MIN_PIXELS = 24
+#: largest number of tunnelling-weight evaluations for the map's bias (tunneling.didv_weights_cost; ~30 ns each)
+WEIGHTS_BUDGET = 5e7
 
 
 def affordable_pixels(cost, npx: int) -> int | None:
@@ -375,7 +377,9 @@ class ShibaPanel(Panel):
     def _map_state_selected(self, change: dict) -> None:
         with self.batch():                     # one update: the map follows the state (or the bias control)
             if change["new"] == 0 and self.result is not None:
-                self.controls["bias"].value = float(self.result["bias"])   # continue from where the map was
+                # continue from where the map was — within the bias control's bounds: a state seen through a
+                # large tip gap sits beyond them (|E_n| + Δ_t > 50 mV), and the control refuses such a value
+                self.controls["bias"].value = float(np.clip(self.result["bias"], *BIAS.bounds))
             self._enable_controls(None)
 
     def _coupling_changed(self, change: dict) -> None:
@@ -517,20 +521,31 @@ class ShibaPanel(Panel):
         # map at the bias (memo: a tip move changes only the spectrum)
         L = v["map_size"]
         npx = map_pixels(len(imps[0].channels))
+        weights_note = ""
         if chain["temperature"] == 0.0 and chain["vmod_rms"] == 0.0 and tip_delta == 0.0:
             E, Wt = np.array([bias]), np.ones(1)          # the chain is the identity: G(V) = ρ(V)
         else:
             E = tunneling.energy_grid(np.array([bias]), sample_gamma=sub.gamma, **chain)
-            Wt = tunneling.didv_weights(np.array([bias]), E, **chain)[0]
+            work = tunneling.didv_weights_cost(np.array([bias]), E, tip_delta=tip_delta, vmod_rms=chain["vmod_rms"])
+            if work > WEIGHTS_BUDGET:  # estimated before computing: a fine energy step over a wide range
+                weights_note = (f"The map is not drawn: its tunnelling weights alone would take {work:.2g} evaluations "
+                                f"({E.size} energies of step {E[1] - E[0]:.2g} meV, set by Γ = {sub.gamma:.2g} meV and "
+                                f"the tip, over V_map = {bias:+g} mV ± V_mod = {chain['vmod_rms']:g} mV and T). "
+                                "Raise Γ, lower V_mod or |V_map|; the spectrum is exact.")
+                E, Wt = np.array([bias]), np.zeros(1)
+            else:
+                Wt = tunneling.didv_weights(np.array([bias]), E, **chain)[0]
         n_keep = int(np.sum(np.abs(Wt) >= 1e-4 * np.abs(Wt).max())) if np.any(Wt) else 0
         wanted = npx
 
         def cost(n: int) -> tuple[float, float]:
             return eng.map_cost(n * n, n_keep, extent=float(np.sqrt(2.0) * L), part=part)
-        npx = affordable_pixels(cost, npx)
+        npx = affordable_pixels(cost, npx) if not weights_note else None
         key = (repr((sub, imps)), E.tobytes(), Wt.tobytes(), part, spin_axis, repr(geo), npx, L)
-        map_note = ""
-        if npx is None:         # estimated before computing: never let one map take the machine
+        map_note = weights_note
+        if weights_note:
+            M = None
+        elif npx is None:         # estimated before computing: never let one map take the machine
             M = None
             mem, evals = cost(MIN_PIXELS)
             map_note = (f"The map is not drawn: even at {MIN_PIXELS}² pixels it would need {mem / 2 ** 30:.1f} GB "
