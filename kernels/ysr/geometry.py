@@ -26,8 +26,8 @@ Spin textures
 
 Rashba
     :func:`alpha_r_from_t_r` is the small-k mapping α_R = 2 t_R a of a nearest-neighbour Rashba
-    hopping t_R (the tight-binding parameter of paper 002) onto the continuum α_R used by
-    :class:`~gapscope.kernels.ysr.rashba.RashbaPropagators`.
+    hopping t_R (the tight-binding parameter of Beck et al., Nat. Commun. 12, 2040 (2021)) onto
+    the continuum α_R used by :class:`~gapscope.kernels.ysr.rashba.RashbaPropagators`.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ NB110_A = 0.3294
 
 #: Rashba hopping t_R of a nearest-neighbour tight-binding model, meV (α_R = 2 t_R a).
 T_R = Spec("t_r", "t_R", "meV", 0.0, (0.0, 20.0), (0.0, 50.0), 0.1,
-           "Rashba hopping of paper 002's tight-binding model; α_R = 2 t_R a (small-k mapping)")
+           "Rashba hopping of the tight-binding model of Beck et al. (2021); α_R = 2 t_R a (small-k mapping)")
 
 
 def _bonds(a: float) -> dict[str, tuple[float, float]]:
@@ -243,7 +243,7 @@ def alpha_r_from_t_r(t_r: float, *, a: float = NB110_A) -> float:
 
     The tight-binding Rashba term 2t_R (sin k_y a σ_x − sin k_x a σ_y) of a square lattice with
     spacing a expands as 2t_R a (k_y σ_x − k_x σ_y) for k a ≪ 1: this **small-k mapping** is what
-    we use to put paper 002's t_R (Beck et al., Nat. Commun. 12, 2040 (2021): t_R = 7.5 meV)
+    we use to put the t_R of Beck et al., Nat. Commun. 12, 2040 (2021) (t_R = 7.5 meV)
     into the continuum model, α_R = 2·7.5·0.3294 = 4.941 meV·nm.  It is not exact: at k_F a ≈ 3
     the lattice term is far from linear (it overestimates the SOC at the Fermi surface).
 
