@@ -24,13 +24,11 @@ given); errors of tied parameters are propagated from it (delta method).  Units:
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -175,10 +173,8 @@ class GlobalFitResult:
         }
 
     def to_json(self, path: str | os.PathLike | None = None, **provenance: Any) -> str:
-        text = json.dumps(self.report(**provenance), indent=2)
-        if path is not None:
-            Path(path).write_text(text, encoding="utf-8")
-        return text
+        from .fitting import write_json
+        return write_json(self.report(**provenance), path)
 
 
 # ----------------------------------------------------------------------------- input
@@ -528,10 +524,11 @@ def fit_global(datasets: Sequence[Any], *, model: str = "dynes", shared: Sequenc
             if b in glob and (b, a.name) not in corr:
                 corr[(a.name, b)] = float(c)
     resid = [y - b for (_, y), b in zip(data, best, strict=True)]
+    stats = unit_statistics(out, unit if sigma is None else 1.0)
     return GlobalFitResult(
         model=model, n_datasets=n, values=values, errors=errors, fixed=fixed_out, shared=shared,
         tied=dict(on), series={k: a.copy() for k, a in variables.items()},
-        **unit_statistics(out, unit if sigma is None else 1.0),
+        redchi=stats["redchi"], chisqr=stats["chisqr"], aic=stats["aic"], bic=stats["bic"],
         ndata=int(out.ndata), nvarys=int(out.nvarys), best_fit=best, residual=resid,
         bias=[V for V, _ in data], data=[y for _, y in data], masks=masks, success=bool(out.success),
         message=str(out.message), nfev=int(out.nfev), elapsed=elapsed, correlations=corr)

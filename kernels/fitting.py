@@ -129,10 +129,15 @@ class FitResult:
         }
 
     def to_json(self, path: str | os.PathLike | None = None, **provenance: Any) -> str:
-        text = json.dumps(self.report(**provenance), indent=2)
-        if path is not None:
-            Path(path).write_text(text, encoding="utf-8")
-        return text
+        return write_json(self.report(**provenance), path)
+
+
+def write_json(report: Mapping[str, Any], path: str | os.PathLike | None = None) -> str:
+    """``report`` as indented JSON text, also written to ``path`` if given."""
+    text = json.dumps(report, indent=2)
+    if path is not None:
+        Path(path).write_text(text, encoding="utf-8")
+    return text
 
 
 def _nan_to_none(x: float) -> float | None:
@@ -268,10 +273,11 @@ def fit(bias: np.ndarray, didv: np.ndarray, *, model: str = "dynes", initial: Ma
         for b, c in (a.correl or {}).items():
             if (b, a.name) not in corr:
                 corr[(a.name, b)] = float(c)
+    stats = unit_statistics(out, unit if sigma is None else 1.0)
     res = FitResult(model=model, values={k: float(v) for k, v in vals.items()}, errors=errors,
                     fixed={k: not out.params[k].vary for k in vals},
                     bounds={k: (float(out.params[k].min), float(out.params[k].max)) for k in vals},
-                    **unit_statistics(out, unit if sigma is None else 1.0),
+                    redchi=stats["redchi"], chisqr=stats["chisqr"], aic=stats["aic"], bic=stats["bic"],
                     ndata=int(out.ndata), nvarys=int(out.nvarys), best_fit=best, residual=y - best, bias=V, data=y,
                     mask=mask, success=bool(out.success), message=message, nfev=int(out.nfev),
                     elapsed=elapsed, correlations=corr)

@@ -20,7 +20,7 @@ import numpy as np
 from gapscope.kernels import fitting, readers
 from gapscope.kernels.references import cite
 
-from .dataroot import DataRoot, PathRefused
+from .dataroot import DataRoot, PathRefused, uploaded_files
 from .panel import reference_html
 
 __all__ = ["Demo", "DEMOS", "LoadedData", "DataLoader"]
@@ -189,12 +189,10 @@ class DataLoader:
 
     # ------------------------------------------------------------------ files
     def _uploaded(self, change: dict[str, Any]) -> None:
-        files = change["new"]
+        files = uploaded_files(change["new"])
         if not files:
             return
-        f = files[0] if isinstance(files, (list, tuple)) else next(iter(files.values()))
-        name = f["name"] if isinstance(f, dict) else f.name
-        content = f["content"] if isinstance(f, dict) else f.content
+        name, content = files[0]
         try:
             self.data_root.check_upload(name, len(content))
         except PathRefused as exc:

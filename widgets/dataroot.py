@@ -15,12 +15,21 @@ from __future__ import annotations
 import os
 from pathlib import Path, PurePath
 
-__all__ = ["DataRoot", "PathRefused", "ENV", "MAX_BYTES"]
+__all__ = ["DataRoot", "PathRefused", "ENV", "MAX_BYTES", "uploaded_files"]
 
 #: environment variable naming the data folder
 ENV = "GAPSCOPE_DATA_ROOT"
 #: largest file read or accepted as an upload (bytes)
 MAX_BYTES = 200 * 2 ** 20
+
+
+def uploaded_files(value: object) -> list[tuple[str, memoryview | bytes]]:
+    """(name, content) of each file in a ``FileUpload`` value (a tuple of dicts in ipywidgets 8, a dict of
+    dicts or objects in older versions)."""
+    if not value:
+        return []
+    items = value if isinstance(value, (list, tuple)) else list(value.values())  # type: ignore[attr-defined]
+    return [(f["name"], f["content"]) if isinstance(f, dict) else (f.name, f.content) for f in items]
 
 
 class PathRefused(ValueError):

@@ -35,7 +35,7 @@ import numpy as np
 
 from gapscope.kernels import fitting, gap, readers, tunneling
 
-from .dataroot import PathRefused
+from .dataroot import PathRefused, uploaded_files
 
 __all__ = ["GlobalFitView", "Entry", "ROLES", "temperature_of", "MAX_SPECTRA"]
 
@@ -185,12 +185,7 @@ class GlobalFitView:
         self.owner.show_message(text, level=level)
 
     def _uploaded(self, change: dict[str, Any]) -> None:
-        files = change["new"]
-        if not files:
-            return
-        for f in (files if isinstance(files, (list, tuple)) else list(files.values())):
-            name = f["name"] if isinstance(f, dict) else f.name
-            content = f["content"] if isinstance(f, dict) else f.content
+        for name, content in uploaded_files(change["new"]):
             try:
                 self.owner.data_root.check_upload(name, len(content))
             except PathRefused as exc:

@@ -46,6 +46,8 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
+from .dataroot import uploaded_files
+
 if TYPE_CHECKING:
     from .panel import Panel
 
@@ -642,12 +644,10 @@ class SessionBar:
         return True
 
     def _uploaded(self, change: dict[str, Any]) -> None:
-        files = change["new"]
+        files = uploaded_files(change["new"])
         if not files:
             return
-        f = files[0] if isinstance(files, (list, tuple)) else next(iter(files.values()))
-        name = f["name"] if isinstance(f, dict) else f.name
-        content = f["content"] if isinstance(f, dict) else f.content
+        name, content = files[0]
         if len(content) > MAX_BYTES:
             self._say(f"{name}: session refused: {len(content) / 2 ** 20:.1f} MiB is more than the "
                       f"{MAX_BYTES / 2 ** 20:.0f} MiB a session may have.", "error")
