@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from gapscope.kernels.specs import Spec
 from gapscope.kernels.ysr import geometry
 
 from .colormap import colorbar_html, to_png
-from .panel import Panel, PanelInputError, Task
+from .panel import Cancelled, Panel, PanelInputError, Task
 from .params import param
 
 __all__ = ["ChainsPanel", "CHAINS_PARAMS", "CHAINS_PRESETS", "ChainsPreset", "MODELS", "TEXTURES", "BONDS",
@@ -80,11 +81,19 @@ MAX_LCAO_SITES = 100
 MIN_TMATRIX_GAMMA = 0.01          # meV
 MAX_TMATRIX_ENERGIES = 20000
 MAX_LDOS_ENERGIES = 3000
+LDOS_CHUNK = 1.0                  # meV: the LDOS range is rounded out to multiples of it
 N_BIAS = 401
 N_X = 81
 N_X_TM = 41
 N_FAN = 121
 N_FAN_TR = 13
+MIN_FAN_TR = 5
+#: fan points × N² of the T-matrix fan (each point a root search costing ~N²)
+FAN_BUDGET = 360
+#: LDOS energies × atoms of the T-matrix spectrum and line profile (t(z) per energy, map rows per atom)
+LDOS_BUDGET = 10000
+#: values the T-matrix energies do not depend on (besides t_R, the fan's variable)
+_NOT_IN_ENERGIES = ("t_r", "x_tip", "v_max", "temperature", "tip_delta", "tip_gamma", "vmod_rms", "gamma")
 EVEN, ODD, NEUTRAL = "#1f4e9c", "#c0392b", "#2a7a2a"
 
 #: how the spatial profile is modelled (always shown)
@@ -194,6 +203,9 @@ class ChainsPanel(Panel):
         self.rashba_note = w.HTML()
         self.curves: dict[str, Any] = {}
         self._tm_memo: dict[str, Any] = {}
+        self._engine: ysr.Engine | None = None
+        self._fan_gen = 0
+        self._wt_memo: dict[str, Any] = {}
         super().__init__(**values)
         self._enable_controls(None)
 
@@ -424,18 +436,58 @@ class ChainsPanel(Panel):
                                 "them as Lorentzians.")
         return out
 
+    def _tm_engine(self, sub: ysr.Substrate, imps: list[ysr.Impurity]) -> ysr.Engine:
+        """The panel's T-matrix engine, updated in place: its propagator caches survive coupling and spin changes."""
+        if self._engine is None:
+            self._engine = ysr.Engine(sub, imps, cache_mb=128.0)
+        else:
+            self._engine.update(sub, imps)
+        return self._engine
+
+    def _weights(self, V: np.ndarray, Eg: np.ndarray, bare: dict[str, float]) -> np.ndarray:
+        """The tunnelling chain's weights on the energy grid (memoised: they depend on the tip and T only)."""
+        key = (V.tobytes(), Eg.tobytes(), repr(sorted(bare.items())))
+        if self._wt_memo.get("key") != key:
+            self._wt_memo = {"key": key, "W": tunneling.didv_weights(V, Eg, **bare)}
+        return self._wt_memo["W"]
+
+    def _tm_key(self, v: dict[str, Any]) -> str:
+        """What the T-matrix energies depend on, except t_R (the fan's variable)."""
+        return repr({k: val for k, val in v.items() if k not in _NOT_IN_ENERGIES})
+
+    def _tm_energies_at(self, v: dict[str, Any], t_r: float) -> np.ndarray:
+        """YSR energies at t_R (memoised: the fan and the current point share them)."""
+        mk = f"{self._tm_key(v)}|{float(t_r)!r}"
+        e = self._tm_memo.get(mk)            # get: the fan job and the compute share the memo
+        if e is None:
+            if len(self._tm_memo) > 400:
+                self._tm_memo.clear()
+            s2, i2, _ = self.tmatrix_model(v, t_r=float(t_r))
+            e = self._tm_energies(s2, i2)
+            self._tm_memo[mk] = e
+        return e
+
+    @staticmethod
+    def fan_plan(v: dict[str, Any]) -> tuple[np.ndarray, str]:
+        """The t_R values of the T-matrix fan and a note when fewer than N_FAN_TR are taken.
+
+        Each point is a root search whose cost grows as N² (channel matrices of 4N × 4N at ~20–90
+        energies): at most ``FAN_BUDGET / N²`` points (≥ ``MIN_FAN_TR``).  The fan ends at the
+        spec's upper bound of t_R.
+        """
+        n = int(v["n"])
+        top = min(max(10.0, 1.3 * v["t_r"]), geometry.T_R.bounds[1])
+        count = int(min(N_FAN_TR, max(MIN_FAN_TR, FAN_BUDGET // max(n * n, 1))))
+        note = ""
+        if count < N_FAN_TR:
+            note = (f"The t_R fan is coarsened to {count} points (not {N_FAN_TR}) for N = {n} atoms: each point is a "
+                    "root search whose cost grows as N².")
+        return np.linspace(0.0, top, count), note
+
     def _compute_tmatrix(self, v: dict[str, Any], V: np.ndarray, chain: dict[str, float], out: dict[str, Any],
                          task: Task) -> dict[str, Any]:
         sub, imps, pos = self.tmatrix_model(v)
-        task.progress(0.05, "YSR energies …")
-        E = self._tm_energies(sub, imps)
-        eng = ysr.Engine(sub, imps, cache_mb=128.0)
-        angle = float(np.arctan2(pos[-1, 1] - pos[0, 1], pos[-1, 0] - pos[0, 0])) if len(pos) > 1 else 0.0
-        u = np.array([np.cos(angle), np.sin(angle)])
-        s_sites = pos @ u
-        rc = 0.1                       # orbital radius of the map propagators, nm (as the Shiba panel)
-        task.progress(0.15, "spectrum at the tip and line profile …")
-        x = np.linspace(s_sites.min() - 0.5, s_sites.max() + 0.5, N_X_TM)
+        n = int(v["n"])
         if sub.gamma < MIN_TMATRIX_GAMMA:
             raise PanelInputError(f"The T-matrix line profile needs Γ ≥ {MIN_TMATRIX_GAMMA:g} meV here (Γ = "
                                   f"{sub.gamma:g} meV): its LDOS is sampled every Γ/4.")
@@ -446,16 +498,35 @@ class ChainsPanel(Panel):
             raise PanelInputError(f"The tunnelling chain needs {Eg.size} energies here (a narrow tip Γ_t, low T or a "
                                   f"wide bias range); the T-matrix panel takes up to {MAX_TMATRIX_ENERGIES}: raise "
                                   "Γ_t or T, or lower V_max.")
-        Wt = tunneling.didv_weights(V, Eg, **bare)
-        # the LDOS (at ω + iΓ) is smooth on the scale Γ: computed every Γ/4 and interpolated onto the tip's grid
-        n_c = max(16, int(np.ceil((Eg[-1] - Eg[0]) / (0.25 * sub.gamma))) + 1)
-        if n_c > MAX_LDOS_ENERGIES:
-            n_c = MAX_LDOS_ENERGIES
-            out["notes"].append(f"The LDOS is sampled every {(Eg[-1] - Eg[0]) / (n_c - 1):.3g} meV, coarser than "
-                                "Γ/4: lower V_max or raise Γ for an exact spectrum.")
-        Ec = np.linspace(Eg[0], Eg[-1], n_c)
-        pts = np.vstack([v["x_tip"] * u[None, :], x[:, None] * u[None, :]])
-        Lc = eng.ldos(pts, Ec, orbital_radius=rc)
+        # the LDOS (at ω + iΓ) is smooth on the scale Γ: computed every Γ/4 on a range rounded out to LDOS_CHUNK (so
+        # that a small change of T or of the tip keeps the grid, and the engine's cached maps) and interpolated onto
+        # the tip's grid; its cost grows as energies × atoms (t(z) per energy, the map rows per atom): at most
+        # LDOS_BUDGET of them
+        lo = LDOS_CHUNK * np.floor(Eg[0] / LDOS_CHUNK)
+        hi = LDOS_CHUNK * np.ceil(Eg[-1] / LDOS_CHUNK)
+        n_c = max(16, int(np.ceil((hi - lo) / (0.25 * sub.gamma))) + 1)
+        cap = min(MAX_LDOS_ENERGIES, max(16, LDOS_BUDGET // max(n, 1)))
+        if n_c > cap:
+            n_c = cap
+            out["notes"].append(f"The LDOS is sampled every {(hi - lo) / (n_c - 1):.3g} meV, coarser than "
+                                f"Γ/4 (at most {cap} energies for N = {n}): lower V_max, raise Γ or take fewer atoms "
+                                "for an exact spectrum.")
+        task.progress(0.05, "YSR energies …")
+        E = self._tm_energies_at(v, v["t_r"])
+        task.check()
+        eng = self._tm_engine(sub, imps)
+        angle = float(np.arctan2(pos[-1, 1] - pos[0, 1], pos[-1, 0] - pos[0, 0])) if len(pos) > 1 else 0.0
+        u = np.array([np.cos(angle), np.sin(angle)])
+        s_sites = pos @ u
+        rc = 0.1                       # orbital radius of the map propagators, nm (as the Shiba panel)
+        task.progress(0.15, "spectrum at the tip and line profile …")
+        x = np.linspace(s_sites.min() - 0.5, s_sites.max() + 0.5, N_X_TM)
+        Wt = self._weights(V, Eg, bare)
+        Ec = np.linspace(lo, hi, n_c)
+        line = x[:, None] * u[None, :]          # the line profile's points: fixed while the tip moves (cached maps)
+        Lc = np.vstack([eng.ldos(v["x_tip"] * u[None, :], Ec, orbital_radius=rc),
+                        eng.ldos(line, Ec, orbital_radius=rc)])
+        task.check()
         spline = CubicSpline(Ec, Lc, axis=1)
         G_all = spline(Eg) @ Wt.T
         if chain["vmod_rms"] > 0.0:
@@ -463,35 +534,82 @@ class ChainsPanel(Panel):
         G, G_line = G_all[0], G_all[1:]
         rho = spline(V)[0]
         self.finite("dI/dV", G, G_line, rho)
-        # fan over t_R (each point a full root search), cached per everything else
-        top = max(10.0, 1.3 * v["t_r"])
-        trs = np.linspace(0.0, top, N_FAN_TR)
-        key = repr({k: val for k, val in v.items() if k not in ("t_r", "x_tip", "v_max", "temperature", "tip_delta",
-                                                                  "tip_gamma", "vmod_rms", "gamma")})
-        fx, fy = [], []
-        rashba_message = ""
-        for i, t in enumerate(trs):
-            task.progress(0.45 + 0.5 * i / len(trs), f"fan diagram: t_R = {t:.3g} meV …")
-            mk = f"{key}|{t!r}"
-            if mk not in self._tm_memo:
-                try:
-                    s2, i2, _ = self.tmatrix_model(v, t_r=float(t))
-                    self._tm_memo[mk] = self._tm_energies(s2, i2)
-                except PanelInputError as exc:
-                    rashba_message = str(exc)
-                    break
-            e = self._tm_memo[mk]
-            fx.extend([float(t)] * len(e))
-            fy.extend(e.tolist())
-        if len(self._tm_memo) > 400:
-            self._tm_memo.clear()
-        if rashba_message:
-            out["notes"].append(rashba_message + " The fan shows only the t_R values that could be solved.")
+        # the fan over t_R: what is memoised now, the rest in the background after the first draw (after_draw)
+        trs, fan_note = self.fan_plan(v)
+        if fan_note:
+            out["notes"].append(fan_note)
+        fx, fy, missing, _ = self._fan_points(v, trs, only_memo=True)
         split = float(E[1] - E[0]) if E.size >= 2 else None
         out.update(E=E, P=np.zeros(E.size, dtype=int), G=G, rho=rho, x=x, profile=G_line, sites=s_sites,
                    fan_x=np.array(fx), fan_even=None, fan_odd=None, fan_points=np.array(fy), fan_label="t_R (meV)",
-                   fan_now=v["t_r"], splitting=split)
+                   fan_now=v["t_r"], splitting=split, fan_todo=trs if missing else None)
         return out
+
+    def _fan_points(self, v: dict[str, Any], trs: np.ndarray, *, only_memo: bool = False,
+                    task: Task | None = None, gen: int | None = None
+                    ) -> tuple[list[float], list[float], bool, str]:
+        """Fan points (t_R, |E|) at ``trs``: (x, y, whether some were not memoised, the message of a refused t_R,
+        where the fan stops)."""
+        fx: list[float] = []
+        fy: list[float] = []
+        key = self._tm_key(v)
+        for i, t in enumerate(trs):
+            e = self._tm_memo.get(f"{key}|{float(t)!r}")
+            if e is None:
+                if only_memo:
+                    return fx, fy, True, ""
+                if task is not None:
+                    if gen is not None and gen != self._fan_gen:
+                        raise Cancelled()
+                    task.progress(i / len(trs), f"fan diagram: t_R = {t:.3g} meV …")
+                try:
+                    e = self._tm_energies_at(v, float(t))
+                except PanelInputError as exc:
+                    return fx, fy, False, str(exc)
+            fx.extend([float(t)] * len(e))
+            fy.extend(e.tolist())
+        return fx, fy, False, ""
+
+    def after_draw(self, r: dict[str, Any]) -> None:
+        """The T-matrix fan points not yet memoised: a background job (progress, Cancel), drawn when done."""
+        self._fan_gen += 1
+        if r.get("fan_todo") is None:
+            return
+        gen, v, trs = self._fan_gen, r["values"], r["fan_todo"]
+
+        def job(task: Task) -> tuple[list[float], list[float], str]:
+            fx, fy, _, message = self._fan_points(v, trs, task=task, gen=gen)
+            return fx, fy, message
+
+        def done(res: tuple[list[float], list[float], str]) -> None:
+            if gen != self._fan_gen or self.result is not r:
+                return                          # superseded by a newer draw
+            fx, fy, message = res
+            r.update(fan_x=np.array(fx), fan_points=np.array(fy), fan_todo=None)
+            if message:
+                r["notes"].append(message + " The fan shows only the t_R values that could be solved.")
+            with contextlib.ExitStack() as stack:
+                for m in self.marks():
+                    stack.enter_context(m.hold_sync())
+                self._draw_fan(r)
+            self.curves.update(fan_x=r["fan_x"], fan_points=r["fan_points"])
+            if r["notes"]:
+                self.show_message(" ".join(r["notes"]), level="warning")
+
+        self.submit(job, done, label="fan diagram …")
+
+    def cancel(self) -> None:
+        """Cancel the compute or the fan job; a fan left unfinished says so in its title."""
+        self._fan_gen += 1
+        super().cancel()
+        r = self.result
+        if isinstance(r, dict) and r.get("fan_todo") is not None:
+            self.fig_fan.title = "T-matrix states |E| vs t_R — fan cancelled (change a value to compute it)"
+
+    def wait(self, timeout: float | None = 60.0) -> None:
+        """Block until the compute and the fan job it starts after drawing have finished."""
+        super().wait(timeout)
+        super().wait(timeout)
 
     # ------------------------------------------------------------------ drawing
     def draw(self, r: dict[str, Any]) -> None:
@@ -510,6 +628,13 @@ class ChainsPanel(Panel):
         self.atoms.x, self.atoms.y = r["sites"], np.zeros(len(r["sites"]))
         self.tip_rule.x, self.tip_rule.y = [v["x_tip"]] * 2, [float(V[0]), float(V[-1])]
         self.colorbar.value = colorbar_html(lo, hi, "dI/dV (normalised)")
+        self._draw_fan(r)
+        self.curves = {"bias_mV": V, "didv": r["G"], "dos": r["rho"], "profile_x_nm": x, "profile": M,
+                       "energies": r["E"], "parities": r["P"], "fan_x": r["fan_x"], "fan_even": r["fan_even"],
+                       "fan_odd": r["fan_odd"], "fan_points": r["fan_points"], "splitting_meV": r["splitting"]}
+        self._readout(r)
+
+    def _draw_fan(self, r: dict[str, Any]) -> None:
         fx, fy = self.fan_scales
         self.fan_axis.label = r["fan_label"]
         if r["fan_points"] is None:
@@ -525,21 +650,22 @@ class ChainsPanel(Panel):
             self.fan_points.visible = False
             self.fig_fan.title = "Fan diagram (blue even, red odd)"
         else:
-            allv = r["fan_points"] if r["fan_points"].size else np.zeros(1)
+            pts = r["fan_points"]
+            allv = pts if pts.size else (np.asarray(r["E"]) if np.size(r["E"]) else np.zeros(1))
             self.fan_points.x, self.fan_points.y = r["fan_x"], r["fan_points"]
             self.fan_points.visible = True
             self.fan_even.visible = self.fan_odd.visible = False
-            self.fig_fan.title = "T-matrix states |E| vs t_R (spins break the mirror: no parity)"
+            self.fig_fan.title = ("T-matrix states |E| vs t_R (spins break the mirror: no parity)"
+                                  + (" — computing …" if r.get("fan_todo") is not None else ""))
         ylo, yhi = float(allv.min()), float(allv.max())
         pad = 0.05 * max(yhi - ylo, 0.1)
         fy.min, fy.max = ylo - pad, yhi + pad
-        fan_x = r["fan_x"] if len(r["fan_x"]) else np.array([0.0, 1.0])
+        todo = r.get("fan_todo")               # a T-matrix fan still computing: its axis is the whole fan's
+        fan_x = np.concatenate([np.asarray(r["fan_x"], dtype=float), [] if todo is None else todo])
+        if not fan_x.size:
+            fan_x = np.array([0.0, 1.0])
         fx.min, fx.max = float(np.min(fan_x)), float(max(np.max(fan_x), np.min(fan_x) + 1e-3))
         self.fan_rule.x, self.fan_rule.y = [r["fan_now"]] * 2, [ylo - pad, yhi + pad]
-        self.curves = {"bias_mV": V, "didv": r["G"], "dos": r["rho"], "profile_x_nm": x, "profile": M,
-                       "energies": r["E"], "parities": r["P"], "fan_x": r["fan_x"], "fan_even": r["fan_even"],
-                       "fan_odd": r["fan_odd"], "fan_points": r["fan_points"], "splitting_meV": r["splitting"]}
-        self._readout(r)
 
     def _readout(self, r: dict[str, Any]) -> None:
         v, E, P, td = r["values"], r["E"], r["P"], r["tip_delta"]

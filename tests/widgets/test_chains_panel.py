@@ -245,3 +245,94 @@ def test_rashba_refused_by_the_engine_becomes_a_message(panel, monkeypatch):
     assert "gs-error" not in panel.message.value
     assert "only the t_R values that could be solved" in panel.message.value      # the fan: t_R = 0 only
     assert set(np.asarray(panel.curves["fan_x"])) == {0.0}
+
+
+# ---------------------------------------------------------------------------- T-matrix cost guards
+def test_tmatrix_fan_at_the_largest_t_r_stays_within_the_t_r_bound(panel):
+    """t_R at its upper bound: the fan ends at the bound (it used to run to 1.3 t_R and be refused after computing)."""
+    from gapscope.kernels.ysr import geometry
+    top = geometry.T_R.bounds[1]
+    panel.set(model="T-matrix", t_r=top)
+    ready(panel)
+    assert "gs-error" not in panel.message.value
+    tr = np.asarray(panel.curves["fan_x"])
+    assert tr.max() == pytest.approx(top) and tr.min() == 0.0
+    assert np.all(np.isfinite(panel.curves["fan_points"]))
+
+
+def test_tmatrix_fan_is_coarsened_for_long_chains_with_a_note(panel, monkeypatch):
+    """At most FAN_BUDGET / N² fan points (each a root search costing ~N²), said in the message."""
+    from gapscope.widgets import chains_panel
+    monkeypatch.setattr(chains_panel, "FAN_BUDGET", 45)             # N = 3: 45 // 9 = 5 points instead of 13
+    panel.set(model="T-matrix", n=3)
+    ready(panel)
+    tr = np.unique(np.asarray(panel.curves["fan_x"]))
+    assert tr.size == 5
+    assert "coarsened to 5 points (not 13) for N = 3" in panel.message.value
+    panel.set(n=2)                                                  # 45 // 4 = 11 points
+    ready(panel)
+    assert np.unique(np.asarray(panel.curves["fan_x"])).size == 11
+
+
+def test_tmatrix_ldos_energies_are_capped_per_atom_with_a_note(panel, monkeypatch):
+    """At most LDOS_BUDGET / N LDOS energies, said in the message; the coarse spectrum still matches the LDOS."""
+    from gapscope.kernels import ysr
+    from gapscope.widgets import chains_panel
+    monkeypatch.setattr(chains_panel, "LDOS_BUDGET", 600)           # N = 3: 200 energies
+    panel.set(model="T-matrix", n=3, gamma=0.2, v_max=3.5, vmod_rms=0.0)
+    ready(panel)
+    assert "at most 200 energies for N = 3" in panel.message.value
+    v = panel.values
+    sub, imps, _ = ChainsPanel.tmatrix_model(v)
+    V = np.asarray(panel.curves["bias_mV"])
+    # independent of the panel's grid and spline: the LDOS at the biases themselves, at the tip (x = 0 nm)
+    direct = ysr.ldos(sub, imps, np.array([[0.0, 0.0]]), V, orbital_radius=0.1)[0]
+    np.testing.assert_allclose(panel.curves["dos"], direct, rtol=2e-2, atol=2e-3)
+
+
+def test_tmatrix_fan_runs_in_the_background_after_the_first_draw_and_cancel_stops_it(panel, monkeypatch):
+    """The spectrum is drawn before the fan; the fan job reports progress and Cancel stops it."""
+    import threading
+    import time
+
+    from gapscope.widgets.panel import Panel
+    real = ChainsPanel._tm_energies
+    gate = threading.Event()
+    calls = []
+
+    def slow(sub, imps):
+        calls.append(sub.rashba)
+        if len(calls) > 1:                      # the first call: the current point; the others: the fan
+            gate.wait(10.0)
+        return real(sub, imps)
+    monkeypatch.setattr(ChainsPanel, "_tm_energies", staticmethod(slow))
+    panel.set(model="T-matrix", alpha=0.65)
+    Panel.wait(panel, 60)                       # the compute and its draw only
+    deadline = time.time() + 10
+    while len(calls) < 2 and time.time() < deadline:
+        time.sleep(0.01)
+    assert panel.curves["energies"].size == 2 and panel.busy          # drawn, the fan still running
+    assert "computing" in panel.fig_fan.title
+    panel.cancel()
+    gate.set()
+    ready(panel)
+    assert "cancelled" in panel.fig_fan.title
+    assert len(calls) <= 3                      # stopped at the next point
+    panel.set(alpha=0.66)                       # a change: the fan is computed again, in full
+    ready(panel)
+    assert np.unique(np.asarray(panel.curves["fan_x"])).size == 13 and "computing" not in panel.fig_fan.title
+
+
+def test_tmatrix_updates_reuse_the_engine_and_match_a_fresh_computation(panel):
+    """A coupling or tip change keeps the engine (its propagator caches); the spectra equal a fresh engine's."""
+    from gapscope.kernels import ysr
+    panel.set(model="T-matrix", gamma=0.05, vmod_rms=0.0)
+    ready(panel)
+    engine = panel._engine
+    panel.set(alpha=0.8, x_tip=0.1)
+    ready(panel)
+    assert panel._engine is engine
+    sub, imps, _ = ChainsPanel.tmatrix_model(panel.values)
+    V = np.asarray(panel.curves["bias_mV"])
+    fresh = ysr.Engine(sub, imps).ldos(np.array([[0.1, 0.0]]), V, orbital_radius=0.1)[0]
+    np.testing.assert_allclose(panel.curves["dos"], fresh, rtol=1e-3, atol=1e-4)
