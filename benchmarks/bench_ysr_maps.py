@@ -21,6 +21,9 @@ from gapscope.kernels import tunneling, ysr
 from gapscope.widgets.shiba_panel import SHIBA_PRESETS
 
 FIVE = ["dz2", "dxz", "dyz", "dx2-y2", "dxy"]
+#: Rashba SOC of the Rashba rows, meV nm (2·t_R·a with t_R = 7.5 meV, a = 0.3294 nm: Beck et al. 2021)
+RASHBA = 4.941
+RASHBA_CASE = "5 + 5 channels, Rashba α_R = 4.941"
 
 
 def setups() -> tuple[ysr.Substrate, dict[str, list[ysr.Impurity]], np.ndarray, np.ndarray]:
@@ -35,6 +38,9 @@ def setups() -> tuple[ysr.Substrate, dict[str, list[ysr.Impurity]], np.ndarray, 
             ysr.Impurity((0.0, 0.0), (0, 0, 1), [ysr.Channel(s, 0.5 + 0.05 * i, 0.1) for i, s in enumerate(FIVE)]),
             ysr.Impurity((0.2853, 0.0), (0, 0, -1), [ysr.Channel(s, 0.5 + 0.05 * i, 0.1) for i, s in enumerate(FIVE)])],
     }
+    cases[RASHBA_CASE] = [ysr.Impurity(i.position, i.spin, [ysr.Channel(s, c.alpha, c.beta)
+                                                            for s, c in zip(["s"] + FIVE[1:], i.channels, strict=True)])
+                          for i in cases["5 + 5 channels (AFM dimer, 0.285 nm)"]]
     bias = np.array([-(ysr.energies(sub, mn)[3] + 1.43)])
     chain = dict(temperature=0.0, tip_delta=1.43, tip_gamma=0.01, vmod_rms=0.0)
     E = tunneling.energy_grid(bias, sample_gamma=sub.gamma, **chain)
@@ -50,7 +56,7 @@ def with_alpha(imps: list[ysr.Impurity], a: float) -> list[ysr.Impurity]:
 def naive_map(sub: ysr.Substrate, imps: list[ysr.Impurity], pts: np.ndarray, E: np.ndarray, W: np.ndarray
               ) -> np.ndarray:
     """Exact direct evaluation: τ-blocks at every pixel and energy (no table), full matrices, t per energy."""
-    prop = ysr.ContinuumPropagators(sub, imps)
+    prop = ysr.make_propagators(sub, imps)
     z = E + 1j * sub.gamma
     phi, phib = prop.map_propagators(pts, z, 0.1)
     t = ysr.solve_t(prop, z)
@@ -60,43 +66,70 @@ def naive_map(sub: ysr.Substrate, imps: list[ysr.Impurity], pts: np.ndarray, E: 
     return (bulk[None, :] + corr) @ W
 
 
+def substrate(sub: ysr.Substrate, name: str, delta: float | None = None, rashba: float | None = None
+              ) -> ysr.Substrate:
+    """The case's substrate (Rashba rows: α_R = RASHBA unless given), optionally with another Δ."""
+    ar = (RASHBA if rashba is None else rashba) if name == RASHBA_CASE else 0.0
+    return ysr.Substrate(dim=2, kf=sub.kf, hbar_vf=sub.hbar_vf, delta=sub.delta if delta is None else delta,
+                         gamma=sub.gamma, rashba=ar)
+
+
 def rows(repeat: int = 5, sizes: tuple[int, ...] = (64, 128), old_max: int = 64) -> None:
-    """Print the rows; the reduced-map path ('before') only up to ``old_max``² pixels (it takes minutes at 128²)."""
-    sub, cases, E, W = setups()
+    """Print the rows; the reduced-map path ('before') only up to ``old_max``² pixels (it takes minutes at 128²).
+
+    Rashba rows: 'fast' is the fast path with the channel-block kernels and merged cross-site products,
+    'dense' the same fast path as it was before (``Engine.block_kernels = False``: dense T̃ products, two
+    cross-site products per pair; ``_FastMap.pair_ratios = False``: S̄ tabulated and interpolated separately),
+    and 't_R' a Rashba change (propagators and the map's tables rebuilt)."""
+    base, cases, E, W = setups()
     keep = np.abs(W) >= 1e-4 * np.abs(W).max()
     load = os.getloadavg()[0]
     print(f"\nYSR dI/dV maps (Mn preset substrate, map at state 4 through the SC tip: {keep.sum()} energies; "
           f"2 cores, load {load:.1f}; best of {repeat}, median)")
     for name, imps in cases.items():
+        sub = substrate(base, name)
         for npx in sizes:
             x = np.linspace(-1.5, 1.5, npx)
             X, Y = np.meshgrid(x, x[::-1])
             pts = np.c_[X.ravel(), Y.ravel()]
             line = f"  {name:<38} {npx:>3}²"
-            for label, fast in (("fast", True), ("before", False)):
+            variants = [("fast", True, True), ("before", False, True)]
+            if name == RASHBA_CASE:
+                variants = [("fast", True, True), ("dense", True, False)]
+            for label, fast, blocks in variants:
                 if not fast and npx > old_max:
                     continue
                 ysr.Engine.fast_maps = fast
+                ysr.Engine.block_kernels = blocks
+                ysr.engine._FastMap.pair_ratios = blocks
                 try:
                     shifts = iter(np.linspace(-0.2, 0.2, 1000))
                     eng = ysr.Engine(sub, imps)
                     eng.weighted_map(pts, E, W, orbital_radius=0.1)
 
-                    def alpha(eng=eng, imps=imps, shifts=shifts, pts=pts):
+                    def alpha(eng=eng, imps=imps, shifts=shifts, pts=pts, sub=sub):
                         eng.update(sub, with_alpha(imps, next(shifts)))
                         eng.weighted_map(pts, E, W, orbital_radius=0.1)
                     ba, ma = best(alpha, repeat if fast else 2)
                     deltas = iter(np.linspace(1.45, 1.55, 1000))
 
-                    def delta(eng=eng, imps=imps, deltas=deltas, pts=pts):
-                        s2 = ysr.Substrate(dim=2, kf=sub.kf, hbar_vf=sub.hbar_vf, delta=float(next(deltas)),
-                                           gamma=sub.gamma)
-                        eng.update(s2, imps)
+                    def delta(eng=eng, imps=imps, deltas=deltas, pts=pts, name=name):
+                        eng.update(substrate(base, name, delta=float(next(deltas))), imps)
                         eng.weighted_map(pts, E, W, orbital_radius=0.1)
                     bd, md = best(delta, max(2, repeat // 2) if fast else 1)
+                    line += (f"  {label}: α {ba * 1e3:6.0f} ms ({ma * 1e3:.0f})  Δ {bd * 1e3:6.0f} ms ({md * 1e3:.0f})")
+                    if name == RASHBA_CASE:
+                        ars = iter(np.linspace(4.5, 5.5, 1000))
+
+                        def rashba(eng=eng, imps=imps, ars=ars, pts=pts, name=name):
+                            eng.update(substrate(base, name, rashba=float(next(ars))), imps)
+                            eng.weighted_map(pts, E, W, orbital_radius=0.1)
+                        br, mr = best(rashba, 2)
+                        line += f"  t_R {br * 1e3:6.0f} ms ({mr * 1e3:.0f})"
                 finally:
                     ysr.Engine.fast_maps = True
-                line += (f"  {label}: α {ba * 1e3:6.0f} ms ({ma * 1e3:.0f})  Δ {bd * 1e3:6.0f} ms ({md * 1e3:.0f})")
+                    ysr.Engine.block_kernels = True
+                    ysr.engine._FastMap.pair_ratios = True
             if npx == sizes[-1]:
                 n_naive = 64
                 t0 = time.perf_counter()

@@ -35,33 +35,42 @@ def _chain(alpha: float, rashba: float = AR) -> tuple[ysr.Substrate, list[ysr.Im
 
 def _alpha_row(name: str, build, point: tuple[float, float]) -> None:
     w = np.linspace(-3.0, 3.0, N_E)
-    eng = ysr.Engine(*build(0.7))
-    eng.ldos([point], w)                                   # warm the propagator caches
-    alphas = iter(np.linspace(0.5, 0.9, 10000))
+    for label, tip_columns in (("after: tip-column solve", True), ("before: full t, two-step contraction", False)):
+        eng = ysr.Engine(*build(0.7))
+        eng.tip_columns = tip_columns
+        eng.ldos([point], w)                                   # warm the propagator caches
+        alphas = iter(np.linspace(0.5, 0.9, 10000))
 
-    def step() -> None:
-        eng.update(*build(float(next(alphas))))
-        eng.ldos([point], w)
-    b, m = best(step, repeat=15)
-    print(f"  {name}: {N_E}-energy tip spectrum per α change (Engine.update + ldos) {b * 1e3:8.1f} ms "
-          f"(median {m * 1e3:.1f}; n = {eng.prop.n})")
+        def step(eng=eng, alphas=alphas) -> None:
+            eng.update(*build(float(next(alphas))))
+            eng.ldos([point], w)
+        b, m = best(step, repeat=15)
+        print(f"  {name}: {N_E}-energy tip spectrum per α change (Engine.update + ldos) {b * 1e3:8.1f} ms "
+              f"(median {m * 1e3:.1f}; n = {eng.prop.n}; {label})")
+    eng.tip_columns = True
     z = w + 1j * eng.substrate.gamma
     pt = np.array([[point[0], point[1], 0.0]])
     t = eng.t_matrix(z)
     spin = np.eye(2, dtype=complex)
     tt = eng.prop.reduce_t(t, spin)
     rows, cols = eng._reduced(pt, z, 0.1, "electron", exact=True)
-    parts = [("solve_t (full n×n t)", lambda: eng.t_matrix(z)),
-             ("reduce_t (m = 2n)", lambda: eng.prop.reduce_t(t, spin)),
-             ("Engine._contract", lambda: eng._contract(rows, cols, tt))]
     G = eng.channel_matrix(z)
     vm = tmatrix.v(eng.prop)
+    eye = np.eye(eng.prop.n)
+    parts = [("solve_t (full n×n t)", lambda: eng.t_matrix(z)),
+             ("  before: dense v𝒢 product + solve", lambda: np.linalg.solve(eye[None] - vm[None] @ G,
+                                                                           np.broadcast_to(vm, G.shape))),
+             ("reduce_t (m = 2n)", lambda: eng.prop.reduce_t(t, spin)),
+             ("Engine._contract (two steps)", lambda: eng._contract(rows, cols, tt)),
+             ("  before: einsum optimize=True", lambda: -0.5 * np.imag(
+                 np.einsum("tpeb,eba,tpea->pe", rows, tt, cols, optimize=True))),
+             ("Engine._tip_columns (what ldos uses)", lambda: eng._tip_columns(rows, cols, z, spin))]
     phi, phib = eng.prop.map_propagators(pt, z, 0.1)
 
     def tip_columns() -> np.ndarray:      # what the spectrum needs: (1 − v𝒢)X = vΦ̄ for the tip's e columns only
         x = np.linalg.solve(np.eye(eng.prop.n)[None] - vm[None] @ G, vm[None] @ phib[0][:, :, :2])
         return -0.5 * np.imag(np.einsum("eai,eia->e", phi[0][:, :2, :], x))
-    parts.append(("alternative: tip-column solve, whole spectrum", tip_columns))
+    parts.append(("  the suggestion as first tried (dense v products)", tip_columns))
     for label, f in parts:
         b, m = best(f, repeat=7)
         print(f"      {label:48s} {b * 1e3:8.1f} ms (median {m * 1e3:.1f})")

@@ -4,7 +4,9 @@
 
 with Φ, Φ̄, g₀ from a :class:`~.propagators.PropagatorSet` and t from :mod:`.tmatrix`.  The
 contraction goes through the propagators' reduced maps: Tr[P Φ t Φ̄] = Σ rows·T̃·cols with
-T̃ = ``prop.reduce_t(t, S)``; :func:`ldos` is :meth:`Engine.ldos` on a fresh engine.  Maps
+T̃ = ``prop.reduce_t(t, S)``; for a few tip points of propagators with the generic reduction (Rashba,
+lattice) :meth:`Engine.ldos` skips t and solves (1 − v𝒢)X = v·cols for the tip's columns only.
+:func:`ldos` is :meth:`Engine.ldos` on a fresh engine.  Maps
 (:meth:`Engine.weighted_map`) factor rows = P(z)·S(r, Ω(z)) into energy-only factors and smooth
 harmonic radial profiles (:class:`_FastMap`), so that the pixels see only a few energy nodes.
 """
@@ -21,7 +23,8 @@ from .. import nambu
 from ..sampling import PointDOS
 from .model import SHAPES, Impurity, Substrate, tip_geometry
 from .propagators import ContinuumPropagators, PropagatorSet, make_propagators
-from .tmatrix import solve_t
+from .rashba import RashbaPropagators
+from .tmatrix import solve_t, vertex_blocks
 
 __all__ = ["Engine", "ldos"]
 
@@ -62,6 +65,11 @@ class Engine:
     #: use the smooth harmonic factorisation for maps where the propagators offer one (False: the reduced
     #: maps only, as before it existed — for benchmarks and comparisons)
     fast_maps: bool = True
+    #: tip spectra of a few points by the tip-column solve (:meth:`_tip_columns`) where it applies (False: the full t)
+    tip_columns: bool = True
+    #: fast maps of the generic reduction from channel blocks of t (:meth:`_FastMap.correction_t`) and merged
+    #: cross-site products (False: the dense T̃ products, as before — for benchmarks and comparisons)
+    block_kernels: bool = True
 
     def __init__(self, substrate: Substrate, impurities: Sequence[Impurity], *, cache_mb: float = 512.0) -> None:
         self.cache_bytes = cache_mb * 2 ** 20
@@ -171,10 +179,47 @@ class Engine:
 
     @staticmethod
     def _contract(rows: np.ndarray, cols: np.ndarray | None, tt: np.ndarray) -> np.ndarray:
-        """−½ Im Σ rows·T̃·cols, (P, E); ``cols is None`` means ``rows`` is the outer product."""
+        """−½ Im Σ rows·T̃·cols, (P, E); ``cols is None`` means ``rows`` is the outer product.
+
+        Two explicit steps, y = T̃·cols (batched matrix–vector products) then Σ rows·y, instead of a
+        three-operand einsum (whose ``optimize=True`` path search and intermediates cost more than the sums)."""
         if cols is None:
             return -0.5 * np.imag(np.einsum("peab,eba->pe", rows, tt))
-        return -0.5 * np.imag(np.einsum("tpeb,eba,tpea->pe", rows, tt, cols, optimize=True))
+        y = np.einsum("eba,tpea->tpeb", tt, cols)
+        return -0.5 * np.imag(np.einsum("tpeb,tpeb->pe", rows, y))
+
+    def _tip_columns_apply(self, n_points: int, n_k: int) -> bool:
+        """Whether :meth:`_tip_columns` applies and is cheaper than the full t: the propagators use the generic
+        reduction (m = 2n, T̃ = S ⊗ t) and the tip needs fewer right-hand sides (K·P·2) than t's n columns."""
+        rhs = 2 * n_k * n_points * self._n_tip_rows()
+        return self.tip_columns and self._generic_reduction() and 0 < rhs <= self.prop.n
+
+    def _generic_reduction(self) -> bool:
+        """Whether the propagators' ``reduce_t`` is the generic T̃[(s, i), (s′, j)] = S[s′, s] t[i, j]."""
+        return type(self.prop).reduce_t in (PropagatorSet.reduce_t, RashbaPropagators.reduce_t)
+
+    def _n_tip_rows(self) -> int:
+        """Rows per τ component of the reduced map (several tip orbitals of a lattice stack on the K axis)."""
+        return max(1, len(getattr(self.prop, "tip_orbitals", (None,))))
+
+    def _tip_columns(self, rows: np.ndarray, cols: np.ndarray, z: np.ndarray, spin: np.ndarray) -> np.ndarray:
+        """−½ Im Σ rows·T̃·cols, (P, E), for the generic reduction T̃[(s, i), (s′, j)] = S[s′, s] t[i, j] without
+        forming t: X = t·c = (1 − v𝒢)⁻¹(v·c) for the K·P·2 tip columns c = cols[k, p, e, (s′, ·)] only
+        (one LU of the n × n matrix per energy and a few right-hand sides instead of n), then
+        Σ_{k,s,i} rows[k, p, e, (s, i)] Σ_{s′} S[s′, s] X[k, p, e, s′, i].  v is block-diagonal (4 × 4 per
+        channel), so v𝒢 and v·c are block products."""
+        G = self.channel_matrix(z)
+        E, n, _ = G.shape
+        C = n // 4
+        vb = vertex_blocks(self.prop)                                       # (C, 4, 4)
+        A = np.matmul(-vb, G.reshape(E, C, 4, n)).reshape(E, n, n)
+        A[:, np.arange(n), np.arange(n)] += 1.0
+        K, P = cols.shape[:2]
+        c = cols.reshape(K, P, E, 2, n)
+        rhs = np.einsum("cab,kpescb->ecakps", vb, c.reshape(K, P, E, 2, C, 4))
+        X = np.linalg.solve(A, rhs.reshape(E, n, K * P * 2)).reshape(E, n, K, P, 2)
+        Y = np.einsum("ts,eikpt->kpesi", spin, X)                             # Σ_{s′} S[s′, s] X[…, s′]
+        return -0.5 * np.imag(np.einsum("kpesi,kpesi->pe", rows.reshape(K, P, E, 2, n), Y))
 
     def _bulk(self, z: np.ndarray, part: str, spin: np.ndarray) -> np.ndarray:
         """−½ Im Tr[(P_part ⊗ S) g₀(z)], (E,), cached (it depends on the substrate only)."""
@@ -198,7 +243,9 @@ class Engine:
 
         P = (1 + τ_z)/2 ("electron", what a normal tip measures), (1 − τ_z)/2 ("hole";
         ρ_h(ω) = ρ_e(−ω)) or 1 ("total"), times (1 + m̂·σ)/2 for ``spin_axis`` m̂.
-        Double precision throughout; the reduced maps are cached (keyed by points and energies).
+        Double precision throughout; the reduced maps are cached (keyed by points and energies).  With the
+        generic reduction (Rashba, lattice) and at most n right-hand sides (K·P·2 ≤ n: a few tip points),
+        X = t·Φ̄ comes from one LU of 1 − v𝒢 per energy with those columns only (:meth:`_tip_columns`).
 
         Parameters
         ----------
@@ -238,8 +285,13 @@ class Engine:
         out = np.broadcast_to(self._bulk(z, part, spin), (pts.shape[0], w.size)).copy()   # a copy: cache intact
         if self.prop.n == 0 or pts.shape[0] == 0 or w.size == 0:
             return out
-        tt = self.prop.reduce_t(self.t_matrix(z), spin)
         n_k = 2 if part == "total" else 1
+        if self._tip_columns_apply(pts.shape[0], n_k):
+            rows, cols = self._reduced(pts, z, rc, part, exact=True)
+            if cols is not None:
+                out += self._tip_columns(rows, cols, z, spin)
+                return out
+        tt = self.prop.reduce_t(self.t_matrix(z), spin)
         per_point = 2 * n_k * w.size * tt.shape[-1] * 16          # bytes of rows + cols for one point
         if pts.shape[0] * per_point <= self.cache_bytes:
             rows, cols = self._reduced(pts, z, rc, part, exact=True)
@@ -301,9 +353,11 @@ class Engine:
         ``n_points`` pixels within ``extent`` nm of every site, ``n_energies`` energies kept.
 
         * Fast path (propagators with a smooth factorisation, one tip height): the cached S, S̄
-          (complex128, pixels × Q·F with Q ≤ 28 energy nodes and F = 2 functions per channel), the
-          interpolation's temporaries (about three more of them), the energy factors (E × K × m × F,
-          three times), the check values and 𝒢(z), t(z) with the solver's temporaries (5 × E × n²);
+          (complex128, pixels × Q·F with Q ≤ 28 energy nodes and F functions: 2 per channel, 6 with
+          Rashba SOC), the interpolation's temporaries (about three more of them), the energy factors
+          (E × K × m × F, three times), the per-energy kernels' temporaries (the larger of the dense
+          T̃, T̃·P̄, 𝒦_e and the channel-block products, E × (2·2K·n·F + 2K·F² + 2F²)), the check values
+          and 𝒢(z), t(z) with the solver's temporaries (5 × E × n²);
           the evaluations are the radial tables (radii × Q × harmonics, radii at λ_F/128 and ρ₀/24) or,
           where those are longer than the pixels, the pixels × Q × harmonics, plus 4 check points per
           site × E × harmonics.
@@ -340,8 +394,12 @@ class Engine:
         # ---- fast path
         if self.prop.map_factors(np.array([1j]), part) is None:
             return slow
-        n_fun = 2 * channels
+        factors = self.prop.map_factors(np.array([1j]), part)
+        n_fun = int(factors[0].shape[-1]) if factors is not None else 2 * channels   # F (Rashba: 6 per channel)
         m = self.prop.reduce_t(np.zeros((1, self.prop.n, self.prop.n), dtype=complex), np.eye(2)).shape[-1]
+        x = 2 * n_tau                                        # (τ, tip spin) pairs of the channel-block kernels
+        kernel_tmp = 16.0 * E * max(m * m + m * n_fun + n_fun ** 2,                         # dense: T̃, T̃·P̄, 𝒦_e
+                                    2 * x * self.prop.n * n_fun + x * n_fun ** 2 + 2 * n_fun ** 2)   # blocks
         Q = max(FAST_NODES)
         if energies is not None:
             planned = self._plan_nodes(np.asarray(energies, dtype=float), extent, part, orbital_radius, tip_height)
@@ -353,7 +411,8 @@ class Engine:
         radii = int(np.ceil(extent / step)) + 7
         per_site = min(radii, n_points) * Q * harmonics
         fast_bytes = (solve + 4.0 * n_points * Q * n_fun * 16.0 + 3.0 * E * n_tau * m * n_fun * 16.0
-                      + 2.0 * radii * Q * n_fun * 5 * 16.0 + 8.0 * len(self.prop.sites) * E * n_fun * 16.0)
+                      + 2.0 * radii * Q * n_fun * 5 * 16.0 + 8.0 * len(self.prop.sites) * E * n_fun * 16.0
+                      + kernel_tmp)
         fast = (fast_bytes, float(per_site + 4 * len(self.prop.sites) * E * harmonics))
         if energies is not None:
             return fast
@@ -409,8 +468,13 @@ class Engine:
             return np.full(pts.shape[0], float(self._bulk(z, part, spin) @ w))
         fast = self._fast_map(pts, z, rc, part)
         if fast is not None:               # smooth harmonic factorisation: exact to ~1e-9 of the map's scale
-            tt = self.prop.reduce_t(self.t_matrix(z), spin) * w[:, None, None]
-            return float(self._bulk(z, part, spin) @ w) + fast.correction(tt)
+            t = self.t_matrix(z)
+            bulk = float(self._bulk(z, part, spin) @ w)
+            if not self.block_kernels:
+                return bulk + fast.correction(self.prop.reduce_t(t, spin) * w[:, None, None], merge=False)
+            if fast.blocks is not None and self._generic_reduction():     # T̃ = S ⊗ t: channel blocks, no T̃
+                return bulk + fast.correction_t(t * w[:, None, None], spin)
+            return bulk + fast.correction(self.prop.reduce_t(t, spin) * w[:, None, None])
         radial = self.prop.radial_profile(pts, rc)
         if radial is not None:             # isotropic single impurity: compute a profile, interpolate
             centre, grid, dist = radial
@@ -539,6 +603,9 @@ class _FastMap:
     the propagators have no factorisation, the tip height varies, or no node count up to 28 suffices.
     """
 
+    #: tabulate S only where S̄ = S·diag(d) on the radial grid (False: both, as before — for comparisons)
+    pair_ratios: bool = True
+
     def __init__(self, prop: PropagatorSet, pts: np.ndarray, z: np.ndarray, rc: float, part: str,
                  tabulate: bool | None = None) -> None:
         fac = prop.map_factors(z, part)
@@ -554,14 +621,54 @@ class _FastMap:
         #: tables suffice), its same-site radial tables or None
         self.sites: list[tuple[np.ndarray, np.ndarray, np.ndarray, _SiteTables | None]] = []
         users = [i for i in range(len(prop.sites)) if np.any(owner == i)]
+        #: per site: d with S̄ = S·diag(d) (columns in the Q·F layout), or None — then the two cross-site terms
+        #: of a pair merge into one product
+        self.ratios: list[np.ndarray | None] = []
         for i in users:
+            self._grid_ratio: np.ndarray | None = None
             s, sb, idx, tables = self._site(prop, i, pts, zq, rc, tabulate)
+            if self._grid_ratio is not None:           # found on the radial grid (S̄ = S·d exactly there)
+                self.ratios.append(np.tile(self._grid_ratio, Q))
+            else:
+                self.ratios.append(self._ratio(s.reshape(pts.shape[0], -1), sb.reshape(pts.shape[0], -1)))
             cols = (np.arange(Q)[:, None] * F + idx[None, :]).ravel()
             if len(users) == 1 and tables is not None:
                 s = sb = np.zeros((pts.shape[0], 0, idx.size), dtype=complex)
             self.sites.append((cols, np.ascontiguousarray(s.reshape(pts.shape[0], -1)),
                                np.ascontiguousarray(sb.reshape(pts.shape[0], -1)), tables))
         self.n_pixels = pts.shape[0]
+        self.blocks = self._channel_blocks(prop.n)
+
+    def _channel_blocks(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """For the generic reduction (rows a = s·n + 4c + j): when P and P̄ are block-diagonal by channel (channel
+        c's rows touch only its f functions ``cols[c]``), the blocks (x = (k, s), E, C, f, 4) of Pᵀ, P̄ as
+        (K, 2, E, C, 4, f), and the columns (C, f); else None."""
+        K, E, m, F = self.P.shape
+        if m != 2 * n or n % 4:
+            return None
+        C = n // 4
+        nz = (np.any(self.P != 0, axis=(0, 1)) | np.any(self.Pb != 0, axis=(0, 1))).reshape(2, C, 4, F).any(axis=(0, 2))
+        counts = nz.sum(axis=1)
+        if C == 0 or np.any(counts != counts[0]) or np.any(nz.sum(axis=0) > 1):
+            return None
+        cols = np.array([np.flatnonzero(nz[c]) for c in range(C)]).reshape(C, -1)
+        ic, ij, iu = np.arange(C)[:, None, None], np.arange(4)[None, :, None], cols[:, None, :]
+        blk = self.P.reshape(K, E, 2, C, 4, F)[:, :, :, ic, ij, iu].transpose(0, 2, 1, 3, 4, 5)   # k s e c j u
+        AT = np.ascontiguousarray(np.swapaxes(blk, -1, -2)).reshape(2 * K, E, C, cols.shape[1], 4)
+        Pbb = np.ascontiguousarray(self.Pb.reshape(K, E, 2, C, 4, F)[:, :, :, ic, ij, iu].transpose(0, 2, 1, 3, 4, 5))
+        return AT, Pbb, cols
+
+    @staticmethod
+    def _ratio(s: np.ndarray, sb: np.ndarray) -> np.ndarray | None:
+        """d with S̄ = S·diag(d) to 1e-13 (the functions of Φ̄ are those of Φ up to a sign per function), or None."""
+        if s.size == 0:
+            return None
+        num = np.einsum("pu,pu->u", np.conj(s), sb)
+        den = np.einsum("pu,pu->u", np.conj(s), s).real
+        d = np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
+        if np.max(np.abs(sb - s * d)) > 1e-13 * max(float(np.max(np.abs(sb))), 1e-300):
+            return None
+        return d
 
     @staticmethod
     def _geometry(prop: PropagatorSet, i: int, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -614,7 +721,9 @@ class _FastMap:
         x0 = d.min() - 2.5 * step                       # radii may be < 0: s_n(−d) = (−1)^n s_n(d), analytic
         grid = x0 + step * np.arange(n)
         orders, s, sb, idx = prop.map_harmonics(i, grid, height, zq, rc)       # (n, Q, H, F_i)
-        both = np.concatenate([s, sb], axis=-1)
+        F_i = s.shape[-1]
+        ratio = self._ratio(s.reshape(-1, F_i), sb.reshape(-1, F_i)) if self.pair_ratios else None
+        both = s if ratio is not None else np.concatenate([s, sb], axis=-1)    # S̄ = S·diag(ratio): S only
         big = np.max(np.abs(both), axis=(0, 1))                                # (H, 2F_i)
         fs, hs = np.nonzero(big.T > 1e-14 * big.max())                         # the harmonics of each function,
         table = np.ascontiguousarray(both[:, :, hs, fs]).reshape(n, -1)       # (n, Q·pairs)
@@ -630,7 +739,13 @@ class _FastMap:
         for r in range(int(count.max())):                     # r-th harmonic of every function that has one
             has = count > r
             out[:, :, fs[first[has]]] += acc[:, :, first[has] + r]
-        F_i = s.shape[-1]
+        if ratio is not None:                       # S̄'s tables and pixel values from S's
+            self._grid_ratio = ratio
+            keep = ratio[fs] != 0
+            tab = table.reshape(n, zq.size, hs.size)
+            tables = _SiteTables(stencil, phi, orders, tab, hs, fs,
+                                 tab[:, :, keep] * ratio[fs[keep]], hs[keep], fs[keep], idx)
+            return out, out * ratio, idx, tables
         left, right = fs < F_i, fs >= F_i
         tables = _SiteTables(stencil, phi, orders,
                              table.reshape(n, zq.size, hs.size)[:, :, left], hs[left], fs[left],
@@ -642,23 +757,56 @@ class _FastMap:
         per_site = sum(s.nbytes + sb.nbytes + (t.nbytes if t is not None else 0) for _, s, sb, t in self.sites)
         return int(per_site + self.P.nbytes + self.Pb.nbytes + self.L.nbytes)
 
-    def correction(self, tt: np.ndarray) -> np.ndarray:
+    def correction(self, tt: np.ndarray, merge: bool = True) -> np.ndarray:
         """−½ Im S·𝒦·S̄ per pixel for the weighted T̃ (E, m, m) (w_e included), (P,).
 
         Same-site blocks of tabulated sites go through their radial tables: G_N(d) = Σ s_u 𝒦 s̄_v over the
         harmonic pairs with n_u + n_v = N on the grid, then Σ_N e^{iNφ} G_N(d) at the pixels (6-point
-        Lagrange, products oscillate at 2k: grid λ/128); the rest are (P × QF_i)·(QF_i × QF_j) products.
+        Lagrange, products oscillate at 2k: grid λ/128); the rest are (P × QF_i)·(QF_i × QF_j) products, the two
+        of a site pair merged into one where S̄ = S·diag(d) per site (``merge``).
         """
         Ke = sum(np.swapaxes(Pk, 1, 2) @ (tt @ Pbk) for Pk, Pbk in zip(self.P, self.Pb, strict=True))   # (E, F, F)
+        return self._correction(Ke, merge)
+
+    def correction_t(self, tw: np.ndarray, spin: np.ndarray) -> np.ndarray:
+        """:meth:`correction` for the generic reduction T̃[(s, i), (s′, j)] = S[s′, s] t[i, j], from the weighted t
+        (E, n, n) itself: with P, P̄ block-diagonal by channel (:meth:`_channel_blocks`),
+
+            𝒦_e[(c, u), (d, v)] = Σ_{k, s, j} P[k, e, (s, c, j), u] Σ_b t[e, (c, j), (d, b)] P̄ˢ[k, e, s, (d, b), v],
+            P̄ˢ[…, s, …] = Σ_{s′} S[s′, s] P̄[…, s′, …],
+
+        4 × f blocks instead of the dense (2n × 2n)·(2n × F) products, and no T̃."""
+        assert self.blocks is not None
+        AT, Pbb, cols = self.blocks
+        E, n, _ = tw.shape
+        C, f = cols.shape
+        Pbs = np.einsum("ts,ktedbv->ksedbv", spin, Pbb).reshape(-1, E, C, 4, f)
+        Z = tw.reshape(E, n, C, 4).transpose(0, 2, 1, 3)[None] @ Pbs                  # (x, E, d, (c, j), v)
+        Z = np.ascontiguousarray(Z.reshape(-1, E, C, C, 4, f).transpose(0, 1, 3, 4, 2, 5)).reshape(-1, E, C, 4, C * f)
+        Kb = (AT @ Z).sum(axis=0).reshape(E, C * f, C * f)                           # (E, (c, u), (d, v))
+        F = self.P.shape[-1]
+        order = cols.ravel()
+        if C * f == F and np.array_equal(order, np.arange(F)):
+            return self._correction(Kb)
+        Ke = np.zeros((E, F, F), dtype=Kb.dtype)
+        Ke[:, order[:, None], order[None, :]] = Kb
+        return self._correction(Ke)
+
+    def _correction(self, Ke: np.ndarray, merge: bool = True) -> np.ndarray:
+        """−½ Im S·𝒦·S̄ per pixel from the per-energy kernels 𝒦_e (E, F, F) (weights included)."""
         E, F, _ = Ke.shape
         Q = self.L.shape[1]
         LL = (self.L[:, :, None] * self.L[:, None, :]).reshape(E, Q * Q)
         K = (LL.T @ Ke.reshape(E, F * F)).reshape(Q, Q, F, F).transpose(0, 2, 1, 3).reshape(Q * F, Q * F)
         acc = np.zeros(self.n_pixels, dtype=complex)
-        for ci, si, _, ti in self.sites:
-            for cj, _, sbj, _ in self.sites:
-                if ci is cj and ti is not None:
+        for i, (ci, si, _, ti) in enumerate(self.sites):
+            for j, (cj, sj, sbj, _) in enumerate(self.sites):
+                if i == j and ti is not None:
                     acc += ti.same_site(K, F)
+                elif i != j and merge and (di := self.ratios[i]) is not None and (dj := self.ratios[j]) is not None:
+                    if i < j:    # S_i K_ij S̄_j + S_j K_ji S̄_i = S_i (K_ij D_j + (K_ji D_i)ᵀ) S_jᵀ with S̄ = S·D
+                        M = K[np.ix_(ci, cj)] * dj[None, :] + (K[np.ix_(cj, ci)] * di[None, :]).T
+                        acc += np.einsum("pi,pi->p", si @ M, sj)
                 else:
                     acc += np.einsum("pi,pi->p", si @ K[np.ix_(ci, cj)], sbj)
         return -0.5 * np.imag(acc)

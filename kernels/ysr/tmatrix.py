@@ -17,7 +17,7 @@ from .. import nambu
 from .model import Impurity, Substrate, tip_geometry
 from .propagators import PropagatorSet, make_propagators
 
-__all__ = ["v", "vinv", "solve_t", "energies", "residue_maps"]
+__all__ = ["v", "vertex_blocks", "vinv", "solve_t", "energies", "residue_maps"]
 
 
 def _blockdiag(prop: PropagatorSet, block: Callable[[float, float, np.ndarray], np.ndarray]) -> np.ndarray:
@@ -42,6 +42,12 @@ def v(prop: PropagatorSet) -> np.ndarray:
     return _blockdiag(prop, nambu.vertex)
 
 
+def vertex_blocks(prop: PropagatorSet) -> np.ndarray:
+    """The diagonal blocks β τ_z + α n̂·σ of :func:`v`, one per channel: (C, 4, 4)."""
+    return np.array([nambu.vertex(a, b, s.direction) for s in prop.sites for _, a, b in s.channels],
+                    dtype=complex).reshape(-1, 4, 4)
+
+
 def vinv(prop: PropagatorSet) -> np.ndarray:
     """v⁻¹, channel by channel, (n, n) (|α| = |β| nudged, see :func:`_vinv_block`)."""
     return _blockdiag(prop, _vinv_block)
@@ -51,9 +57,13 @@ def solve_t(prop: PropagatorSet, z: np.ndarray, G: np.ndarray | None = None) -> 
     """t(z) = (1 − v𝒢)⁻¹ v, batched over energies: (len(z), n, n).  ``G`` is 𝒢(z) if already computed."""
     if G is None:
         G = prop.channel_matrix(z)
-    vm = v(prop)
-    eye = np.eye(prop.n)
-    return np.linalg.solve(eye[None] - vm[None] @ G, np.broadcast_to(vm, G.shape))
+    E, n, _ = G.shape
+    if n == 0:
+        return np.zeros((E, 0, 0), dtype=complex)
+    vb = vertex_blocks(prop)
+    A = np.matmul(-vb, G.reshape(E, n // 4, 4, n)).reshape(E, n, n)      # v is block-diagonal: 1 − v𝒢 blockwise
+    A[:, np.arange(n), np.arange(n)] += 1.0
+    return np.linalg.solve(A, np.broadcast_to(v(prop), G.shape))
 
 
 # ----------------------------------------------------------------------------- energies
