@@ -160,6 +160,11 @@ PROBES = {
                                                                                     gamma=0.02, gamma_ysr=0.03,
                                                                                     weight=0.1, electron_fraction=x),
     "gapscope.kernels.ysr.geometry.T_R": lambda x: ysr.geometry.alpha_r_from_t_r(x),
+    "gapscope.kernels.ysr.lattice.T_HOP": lambda x: ysr.lattice.Substrate("square", t=x, mu=0.0, gamma=0.05, nk=16),
+    "gapscope.kernels.ysr.lattice.MU": lambda x: ysr.lattice.Substrate("square", mu=x, gamma=0.05, nk=16),
+    "gapscope.kernels.ysr.lattice.T_RASHBA": lambda x: ysr.lattice.Substrate("square", rashba=x, gamma=0.05, nk=16),
+    "gapscope.kernels.ysr.lattice.EXCHANGE": lambda x: ysr.lattice.Channel(0, exchange=x),
+    "gapscope.kernels.ysr.lattice.POTENTIAL": lambda x: ysr.lattice.Channel(0, potential=x),
 }
 
 

@@ -19,6 +19,7 @@ from gapscope.kernels.specs import Spec
 from .colormap import colorbar_html, ticks, to_png
 from .panel import Panel, PanelInputError, Task
 from .params import format_value, param, parse_value
+from .shiba_lattice import LATTICE_PARAMS, MAP_SITES, NK, SUBSTRATES, LatticeView  # noqa: F401 (panel-only specs)
 
 __all__ = ["ShibaPanel", "SHIBA_PARAMS", "SHIBA_PRESETS", "VIEWS", "MAP_STATES", "map_bias", "ShibaPreset"]
 
@@ -44,6 +45,7 @@ SHIBA_PARAMS = (
     param(MAP_SIZE, live=False),
     param(ysr.ORBITAL_RADIUS, live=False),
     param(ysr.TIP_HEIGHT, live=False, doc="3D band: height of the tip above the adatom plane (physical)"),
+    *LATTICE_PARAMS,                     # the "lattice" substrates (widgets/shiba_lattice.py)
 )
 
 #: view label → (part, spin axis)
@@ -66,8 +68,9 @@ MODEL_NOTE = ("s channels: the exact parabolic-band propagator. Channels with m 
 
 
 def map_pixels(n_channels: int) -> int:
-    """Map resolution: 128² for one channel; 64² for several (cost and cache grow as channels²)."""
-    return 128 if n_channels <= 1 else 64
+    """Wanted map resolution: 128² for any number of channels; the panel coarsens it (halving) when
+    ``Engine.map_cost`` of the map's kept energies exceeds the budgets (cost and cache grow as channels²)."""
+    return 128
 
 
 #: largest working set of one map (bytes) and largest number of propagator evaluations (~1 µs each)
@@ -209,6 +212,7 @@ class ShibaPanel(Panel):
         self._states_memo: tuple[str, tuple[np.ndarray, list[str]]] | None = None
         self.map_data: np.ndarray | None = None
         self.curves: dict[str, np.ndarray] = {}
+        self.lattice_view = LatticeView()
         super().__init__(**values)
         self._enable_controls(None)
 
@@ -220,6 +224,7 @@ class ShibaPanel(Panel):
             "tip": w.ToggleButtons(options=["normal", "superconducting"], value="superconducting", description="Tip",
                                    style={**style, "button_width": "9.5em"}),
             "view": w.Dropdown(options=list(VIEWS), value="electron (normal tip)", description="View", style=style),
+            "substrate": w.Dropdown(options=list(SUBSTRATES), value="continuum", description="Substrate", style=style),
         }
 
     dim = property(lambda self: self.extras["dim"])
@@ -307,6 +312,8 @@ class ShibaPanel(Panel):
         M = self.map_data
         if M is None:
             raise ValueError("No map is shown.")
+        if self.result and self.result.get("lattice"):
+            return self.lattice_view.map_csv(self)
         L = self.values["map_size"]
         x = np.linspace(-L, L, M.shape[1])
         y = np.linspace(L, -L, M.shape[0])
@@ -365,7 +372,8 @@ class ShibaPanel(Panel):
                 (self.map_at, "value", self._map_state_selected),
                 (self.preset, "value", self._apply_preset),
                 (self.tip, "value", self._enable_controls),
-                (self.dim, "value", self._enable_controls)]
+                (self.dim, "value", self._enable_controls),
+                (self.extras["substrate"], "value", self._enable_controls)]
 
     def _enable_controls(self, _: Any) -> None:
         sc = self.tip.value == "superconducting"
@@ -373,6 +381,7 @@ class ShibaPanel(Panel):
         self.controls["tip_gamma"].disabled = not sc
         self.controls["tip_height"].disabled = self.dim.value != 3
         self.controls["bias"].disabled = self.map_at.value != 0
+        self.lattice_view.enable(self)
 
     def _map_state_selected(self, change: dict) -> None:
         with self.batch():                     # one update: the map follows the state (or the bias control)
@@ -404,7 +413,7 @@ class ShibaPanel(Panel):
             self.preset_info.value = ""
             return
         self.preset_info.value = p.html()
-        self.set(channels=p.channels, tip=p.tip, dim=p.dim, map_state=p.map_state, **p.values)
+        self.set(channels=p.channels, tip=p.tip, dim=p.dim, map_state=p.map_state, substrate="continuum", **p.values)
 
     def _impurity_clicked(self, _mark: Any, content: dict) -> None:
         data = content.get("data", {})
@@ -495,6 +504,9 @@ class ShibaPanel(Panel):
         return E, labels
 
     def compute(self, v: dict[str, Any], task: Task | None = None) -> dict[str, Any]:
+        if v["substrate"] != "continuum":
+            return self.lattice_view.compute(v, task, views=VIEWS, map_bias=map_bias, weights_budget=WEIGHTS_BUDGET,
+                                             map_budget=MAP_BUDGET)
         sub, imps = self.model(v)
         self.engine = ysr.Engine(sub, imps) if self.engine is None else self.engine.update(sub, imps)
         eng = self.engine
@@ -538,8 +550,10 @@ class ShibaPanel(Panel):
         n_keep = int(np.sum(np.abs(Wt) >= 1e-4 * np.abs(Wt).max())) if np.any(Wt) else 0
         wanted = npx
 
-        def cost(n: int) -> tuple[float, float]:
-            return eng.map_cost(n * n, n_keep, extent=float(np.sqrt(2.0) * L), part=part)
+        kept = E[np.abs(Wt) >= 1e-4 * np.abs(Wt).max()] if np.any(Wt) else None    # as weighted_map prunes
+
+        def cost(n: int) -> tuple[float, float]:    # exact for these energies (the fast path's node count)
+            return eng.map_cost(n * n, n_keep, extent=float(np.sqrt(2.0) * L), part=part, energies=kept, **geo)
         npx = affordable_pixels(cost, npx) if not weights_note else None
         key = (repr((sub, imps)), E.tobytes(), Wt.tobytes(), part, spin_axis, repr(geo), npx, L)
         map_note = weights_note
@@ -574,6 +588,9 @@ class ShibaPanel(Panel):
                 "e0_now": ysr.single_energy(alpha=v["alpha"], beta=beta, delta=v["delta"])}
 
     def draw(self, r: dict[str, Any]) -> None:
+        if r.get("lattice"):
+            return self.lattice_view.draw(self, r)
+        self.lattice_view.restore(self)
         v, V, G, R, M, L = r["values"], r["V"], r["G"], r["R"], r["M"], r["L"]
         self.line_didv.x, self.line_didv.y = V, G
         self.line_ldos.x, self.line_ldos.y = V, R

@@ -81,6 +81,7 @@ import numpy as np
 
 from .. import _validate as _v
 from .. import nambu
+from ..specs import Spec
 from . import engine as _engine
 from . import tmatrix as _tmatrix
 from . import wannier as _wannier
@@ -88,7 +89,17 @@ from .model import Site
 from .propagators import PropagatorSet
 
 __all__ = ["Substrate", "Channel", "Impurity", "LatticePropagators", "Engine", "ldos", "energies",
-           "LATTICES", "EXACT_MAX", "required_nk"]
+           "LATTICES", "EXACT_MAX", "required_nk", "T_HOP", "MU", "T_RASHBA", "EXCHANGE", "POTENTIAL"]
+
+# parameters of the built-in lattices and of the on-site impurity terms (meV); the kernels check through them
+T_HOP = Spec("t", "t", "meV", 1.0, (0.1, 20.0), (-1e3, 1e3), 0.01, "nearest-neighbour hopping (H ∋ −t Σ c†_i c_j)")
+MU = Spec("mu", "μ", "meV", -1.0, (-20.0, 20.0), (-1e4, 1e4), 0.01,
+          "chemical potential of the lattice band (band bottom at −4t on the square lattice)")
+T_RASHBA = Spec("rashba", "t_R", "meV", 0.0, (0.0, 5.0), (-1e3, 1e3), 0.01, "nearest-neighbour Rashba hopping")
+EXCHANGE = Spec("exchange", "J", "meV", 1.5, (0.0, 30.0), (-1e4, 1e4), 0.01,
+                "on-site exchange of the impurity, exchange·n̂·σ (α = πN₀·J)")
+POTENTIAL = Spec("potential", "K", "meV", 0.0, (-20.0, 20.0), (-1e4, 1e4), 0.01,
+                 "on-site potential scattering of the impurity, potential·τ_z (β = πN₀·K)")
 
 #: k-meshes with at most this many points use the exact k-sum for few displacements
 EXACT_MAX = 40000
@@ -531,9 +542,9 @@ class Substrate:
         if kind not in LATTICES:
             raise ValueError(f"unknown lattice kind {kind!r}; use one of {sorted(LATTICES)} "
                              "or Substrate.from_hamiltonian / from_wannier90")
-        t = _v.scalar("t", t, "meV")
-        mu = _v.scalar("mu", mu, "meV")
-        tr = _v.scalar("rashba", rashba, "meV")
+        t = T_HOP.check(t)
+        mu = MU.check(mu)
+        tr = T_RASHBA.check(rashba)
         vecs, nn = LATTICES[kind]
         a1, a2 = np.array(vecs[0]), np.array(vecs[1])
         cart = [n1 * a1 + n2 * a2 for n1, n2 in nn]
@@ -721,8 +732,8 @@ class Channel:
     def __post_init__(self) -> None:
         if int(self.orbital) != self.orbital or self.orbital < 0:
             raise ValueError(f"orbital must be a non-negative integer, got {self.orbital!r}")
-        _v.scalar("exchange", self.exchange, "meV")
-        _v.scalar("potential", self.potential, "meV")
+        EXCHANGE.check(self.exchange)
+        POTENTIAL.check(self.potential)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,312 @@
+"""The Shiba panel's lattice substrate: tight-binding lattices through :mod:`gapscope.kernels.ysr.lattice`.
+
+A small view the :class:`~.shiba_panel.ShibaPanel` composes: its parameters (t, μ, t_R, the
+impurity's exchange J and potential K in meV, the k-mesh, the map's half-width in lattice
+constants), the pure ``compute`` of a lattice result (spectrum at the tip site through the
+tunnelling chain, the map on lattice sites, the YSR energies and E(α) with α = πN₀J), and
+``draw`` onto the panel's marks.  All physics is the kernels'; here are only geometry (which
+site is nearest to a point) and caching of the slow k-mesh: a t, μ, Δ, t_R or Γ change builds a
+new :class:`lattice.Substrate` (its k-mesh, about a second, in the background), a J or K change
+reuses it through :meth:`lattice.Engine.update`.
+
+Positions on a lattice are in units of the lattice constant a (the tip box and the map axes).
+"""
+
+from __future__ import annotations
+
+import html
+import warnings
+from collections import OrderedDict
+from typing import Any
+
+import ipywidgets as w
+import numpy as np
+
+from gapscope.kernels import tunneling
+from gapscope.kernels.specs import Spec
+from gapscope.kernels.ysr import lattice
+
+from .colormap import colorbar_html, ticks, to_png
+from .panel import PanelInputError, Task
+from .params import param
+
+__all__ = ["LatticeView", "LATTICE_PARAMS", "SUBSTRATES", "NK", "MAP_SITES", "nearest_sites"]
+
+# panel-only quantities (what is shown or how finely, not a kernel keyword)
+NK = Spec("nk", "n_k", "", 0, (0, 2048), (0, 2048), 2,
+          "lattice k-mesh per direction (0: chosen from the criterion (2π/n)·v < Γ)", integer=True)
+MAP_SITES = Spec("map_sites", "L_a", "", 8.0, (2.0, 20.0), (1.0, 40.0), 0.5,
+                 "half-width of the lattice map, in lattice constants a")
+
+LATTICE_PARAMS = (
+    param(lattice.T_HOP, live=False, default=3.0, soft=(0.5, 20.0)),
+    param(lattice.MU, live=False, default=-3.0, soft=(-20.0, 20.0)),
+    param(lattice.T_RASHBA, live=False),
+    param(lattice.EXCHANGE, default=4.5),
+    param(lattice.POTENTIAL),
+    param(NK, live=False),
+    param(MAP_SITES, live=False),
+)
+LATTICE_NAMES = tuple(p.name for p in LATTICE_PARAMS)
+#: the Shiba panel's parameters that mean nothing on a lattice (the continuum band, the orbital channels)
+CONTINUUM_ONLY = ("alpha", "beta", "kf", "hbar_vf", "orbital_radius", "tip_height", "map_size")
+
+#: "Substrate" choices: label → lattice kind (None: the continuum)
+SUBSTRATES: tuple[tuple[str, str], ...] = (("continuum (parabolic band)", "continuum"),
+                                           ("lattice: square", "square"),
+                                           ("lattice: triangular", "triangular"),
+                                           ("lattice: bcc(110)", "bcc110"))
+#: pixels of the drawn map (each pixel shows its nearest lattice site)
+MAP_PIXELS = 96
+#: spin of the impurity
+SPIN = (0.0, 0.0, 1.0)
+#: points of the E(α) curve
+CURVE_POINTS = 9
+#: largest map work in k-points × FFTs of the k-mesh (lattice.Engine.map_cost; ~35 ns each on one core: ≈ 5 s)
+MAP_FFT_BUDGET = 1.5e8
+
+
+def nearest_sites(vectors: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Integer sites (P, 2) nearest to Cartesian ``points`` (P, 2) for primitive ``vectors`` (rows a₁, a₂).
+
+    Geometry only: the nearest of the 5×5 sites around the rounded fractional coordinates.
+    """
+    A = np.asarray(vectors, dtype=float)
+    p = np.atleast_2d(np.asarray(points, dtype=float))
+    f = np.round(p @ np.linalg.inv(A))
+    off = np.array([(i, j) for i in range(-2, 3) for j in range(-2, 3)], dtype=float)
+    cand = f[:, None, :] + off[None, :, :]                          # (P, 25, 2)
+    d2 = np.sum((cand @ A - p[:, None, :]) ** 2, axis=-1)
+    best = cand[np.arange(p.shape[0]), np.argmin(d2, axis=1)]
+    return best.astype(np.int64)
+
+
+class LatticeView:
+    """The lattice half of the Shiba panel: compute (pure, no widgets) and draw onto the panel's marks."""
+
+    def __init__(self) -> None:
+        self.engine: lattice.Engine | None = None
+        self._subs: OrderedDict[tuple, tuple[lattice.Substrate, list[str]]] = OrderedDict()
+        self._curve_memo: tuple[tuple, tuple[np.ndarray, np.ndarray]] | None = None
+        self._map_memo: tuple[tuple, np.ndarray] | None = None
+        self._states_memo: tuple[tuple, np.ndarray] | None = None
+
+    # ------------------------------------------------------------------ model
+    @staticmethod
+    def gamma(v: dict[str, Any]) -> float:
+        """Γ of the lattice's G₀ (meV): the slider's, or 10⁻³Δ at Γ = 0 (as the continuum)."""
+        return v["gamma"] if v["gamma"] > 0 else 1e-3 * v["delta"]
+
+    def substrate(self, v: dict[str, Any], task: Task | None = None) -> tuple[lattice.Substrate, list[str]]:
+        """The lattice substrate for the values (cached: its k-mesh is the slow part) and its warnings."""
+        key = (v["substrate"], v["t"], v["mu"], v["delta"], v["rashba"], self.gamma(v), int(v["nk"]))
+        if key in self._subs:
+            self._subs.move_to_end(key)
+            return self._subs[key]
+        if task is not None:
+            task.progress(0.05, "lattice k-mesh …")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            sub = lattice.Substrate(v["substrate"], t=v["t"], mu=v["mu"], delta=v["delta"], rashba=v["rashba"],
+                                    gamma=self.gamma(v), nk=int(v["nk"]) or None)
+            _ = sub.n0                                   # the k-mesh and N₀ (ValueError if μ is outside the band)
+        notes = [str(c.message) for c in caught if issubclass(c.category, UserWarning)]
+        self._subs[key] = (sub, notes)
+        while len(self._subs) > 3:
+            self._subs.popitem(last=False)
+        return sub, notes
+
+    @staticmethod
+    def impurities(v: dict[str, Any], exchange: float | None = None) -> list[lattice.Impurity]:
+        ex = v["exchange"] if exchange is None else exchange
+        return [lattice.Impurity(site=(0, 0), spin=SPIN,
+                                 channels=[lattice.Channel(0, exchange=ex, potential=v["potential"])])]
+
+    # ------------------------------------------------------------------ compute (pure: kernels only)
+    def compute(self, v: dict[str, Any], task: Task | None, *, views: dict, map_bias: Any,
+                weights_budget: float, map_budget: float) -> dict[str, Any]:
+        sub, notes = self.substrate(v, task)
+        imps = self.impurities(v)
+        self.engine = lattice.Engine(sub, imps) if self.engine is None else self.engine.update(sub, imps)
+        eng = self.engine
+        part, spin_axis = views[v["view"]]
+        tip_delta = v["tip_delta"] if v["tip"] == "superconducting" else 0.0
+        chain = dict(temperature=v["temperature"], tip_delta=tip_delta, tip_gamma=v["tip_gamma"],
+                     vmod_rms=v["vmod_rms"])
+        if task is not None:
+            task.progress(0.3, "YSR energies …")
+        skey = (id(sub._shared), v["exchange"], v["potential"])
+        if self._states_memo is None or self._states_memo[0] != skey:
+            self._states_memo = (skey, lattice.energies(sub, imps))
+        states = self._states_memo[1]
+        bias = map_bias(v["map_state"], states, tip_delta) if v["map_state"] else float(v["bias"])
+
+        # spectrum at the tip site through the measurement chain
+        if task is not None:
+            task.progress(0.35, "spectrum at the tip site …")
+        tip_site = nearest_sites(sub.vectors, np.array([v["tip_position"]]))[0]
+        V = np.linspace(-v["v_max"], v["v_max"], 600)
+        rho = eng.sample_dos(tuple(int(x) for x in tip_site), part=part, spin_axis=spin_axis)
+        G = tunneling.didv(V, sample_dos=rho, **chain)
+        R = rho(V)
+        if not (np.all(np.isfinite(G)) and np.all(np.isfinite(R))):
+            raise PanelInputError("dI/dV is not finite for these parameters; the plots were not updated")
+        if task is not None:
+            task.progress(0.5, "map …")
+
+        # map on the sites nearest to each pixel of [−L, L]² (units of a)
+        L = float(v["map_sites"])
+        x = np.linspace(-L, L, MAP_PIXELS)
+        X, Y = np.meshgrid(x, x[::-1])
+        pix = nearest_sites(sub.vectors, np.c_[X.ravel(), Y.ravel()])
+        sites, inverse = np.unique(pix, axis=0, return_inverse=True)
+        map_note = ""
+        if chain["temperature"] == 0.0 and chain["vmod_rms"] == 0.0 and tip_delta == 0.0:
+            E, Wt = np.array([bias]), np.ones(1)              # the chain is the identity: G(V) = ρ(V)
+        else:
+            E = tunneling.energy_grid(np.array([bias]), sample_gamma=sub.gamma, **chain)
+            work = tunneling.didv_weights_cost(np.array([bias]), E, tip_delta=tip_delta, vmod_rms=chain["vmod_rms"])
+            if work > weights_budget:
+                map_note = (f"The map is not drawn: its tunnelling weights would take {work:.2g} evaluations. "
+                            "Raise Γ, lower V_mod or |V_map|; the spectrum is exact.")
+                E, Wt = np.array([bias]), np.zeros(1)
+            else:
+                Wt = tunneling.didv_weights(np.array([bias]), E, **chain)[0]
+        keep = np.abs(Wt) >= 1e-4 * np.abs(Wt).max() if np.any(Wt) else np.zeros(Wt.shape, bool)
+        M: np.ndarray | None = None
+        if not map_note:                  # estimated before computing: never let one map take the machine
+            n_keep = int(keep.sum())
+            mem, ffts = eng.map_cost(sites.shape[0], n_keep, part=part)
+            work = ffts * float(np.prod(sub.nk))
+            if mem > map_budget or work > MAP_FFT_BUDGET:
+                map_note = (f"The map is not drawn: its {n_keep} energies (set by Γ, T and the tip) would need "
+                            f"{mem / 2 ** 30:.2g} GB and {ffts:.3g} FFTs of the {sub.nk[0]}×{sub.nk[1]} k-mesh "
+                            f"(≈ {work * 3.5e-8:.0f} s). Use a normal tip, raise Γ or T, or set a smaller k-mesh n_k; "
+                            "the spectrum is exact.")
+        if not map_note:
+            key = (id(sub._shared), v["exchange"], v["potential"], E.tobytes(), Wt.tobytes(), part, spin_axis, L)
+            if self._map_memo is not None and self._map_memo[0] == key:
+                M = self._map_memo[1]
+            else:
+                vals = eng.weighted_map(sites, E[keep], Wt[keep], part=part, spin_axis=spin_axis)
+                M = np.asarray(vals, dtype=float)[inverse.ravel()].reshape(MAP_PIXELS, MAP_PIXELS)
+                if not np.all(np.isfinite(M)):
+                    raise PanelInputError("the map is not finite for these parameters; the plots were not updated")
+                self._map_memo = (key, M)
+        if task is not None:
+            task.progress(0.7, "E(α) …")
+
+        # |E| against α = πN₀J for this K (cached per substrate and K): the YSR energy as J moves
+        pi_n0 = float(np.pi * sub.n0)
+        ckey = (id(sub._shared), v["potential"])
+        if self._curve_memo is None or self._curve_memo[0] != ckey:
+            js = np.linspace(0.0, max(2.0 / pi_n0, 1.5 * abs(v["exchange"])), CURVE_POINTS)
+            xs, es = [], []
+            for j in js:
+                if task is not None:
+                    task.check()
+                e = lattice.energies(sub, self.impurities(v, exchange=float(j)))
+                if e.size:
+                    xs.append(pi_n0 * j)
+                    es.append(float(e[0]))
+            self._curve_memo = (ckey, (np.array(xs), np.array(es)))
+        ax, ae = self._curve_memo[1]
+        return {"lattice": True, "values": dict(v), "sub": sub, "tip_delta": tip_delta, "V": V, "G": G, "R": R,
+                "M": M, "L": L, "map_note": map_note, "notes": notes, "bias": bias, "states": states,
+                "tip_site": tip_site, "tip_xy": sub.cartesian(tip_site[None])[0], "pi_n0": pi_n0,
+                "curve_alpha": ax, "curve_e": ae}
+
+    # ------------------------------------------------------------------ draw (onto the panel's marks)
+    @staticmethod
+    def restore(panel: Any) -> None:
+        """Labels of the continuum (after a lattice draw)."""
+        panel.map_axes[0].label, panel.map_axes[1].label = "x (nm)", "y (nm)"
+        panel.fig_e0.title = "E₀(α): signed YSR energy"
+        panel.qpt_rule.visible = True
+        panel.tip_box.description = "Tip at (nm)"
+
+    @staticmethod
+    def draw(panel: Any, r: dict[str, Any]) -> None:
+        V, G, R, M, L = r["V"], r["G"], r["R"], r["M"], r["L"]
+        panel.line_didv.x, panel.line_didv.y = V, G
+        panel.line_ldos.x, panel.line_ldos.y = V, R
+        top, bottom = float(max(G.max(), R.max())), float(min(G.min(), R.min(), 0.0))
+        panel.bias_rule.x, panel.bias_rule.y = [r["bias"], r["bias"]], [bottom, top]
+        old = panel.map_image.image
+        if M is None:
+            panel.map_image.image = w.Image(value=to_png(np.zeros((2, 2))), format="png")
+        else:
+            lo, hi = np.percentile(M, [1.0, 99.0])
+            panel.map_image.image = w.Image(value=to_png(M, lo, hi), format="png")
+            panel.colorbar.value = colorbar_html(float(lo), float(hi), "dI/dV (normalised; 1st–99th percentile)")
+        old.close()
+        panel.map_image.x, panel.map_image.y = [-L, L], [-L, L]
+        for s in panel.map_scales:
+            s.min, s.max = -L, L
+        for a in panel.map_axes:
+            a.tick_values = np.array(ticks(-L, L))
+        panel.map_axes[0].label, panel.map_axes[1].label = "x (a)", "y (a)"
+        panel.fig_map.title = f"dI/dV on lattice sites at {r['bias']:+.3f} mV (click: move tip)"
+        panel.imp_marks.x, panel.imp_marks.y = [0.0], [0.0]
+        tx, ty = (float(c) for c in r["tip_xy"])
+        panel.tip_mark.x, panel.tip_mark.y = [tx], [ty]
+        panel.tip_box.description = "Tip at (a)"
+        ax, ae = r["curve_alpha"], r["curve_e"]
+        if ax.size:
+            panel.line_e0.x, panel.line_e0.y = ax, np.vstack([ae, -ae])
+        else:
+            panel.line_e0.x, panel.line_e0.y = [0.0], np.zeros((2, 1))
+        panel.qpt_rule.visible = False
+        v = r["values"]
+        e_now = float(r["states"][0]) if len(r["states"]) else float(v["delta"])
+        panel.dot_e0.x, panel.dot_e0.y = [r["pi_n0"] * v["exchange"]], [e_now]
+        panel.fig_e0.title = "lattice: |E| of the YSR state against α = πN₀J"
+        panel.map_data = M
+        panel.curves = {"bias_mV": V, "didv": G, "ldos": R}
+        LatticeView.readout(panel, r)
+
+    @staticmethod
+    def readout(panel: Any, r: dict[str, Any]) -> None:
+        v, sub = r["values"], r["sub"]
+        states = ", ".join(f"{n}: {e:.4f}" for n, e in enumerate(r["states"], start=1)) or "none"
+        n1, n2 = (int(c) for c in r["tip_site"])
+        tx, ty = (float(c) for c in r["tip_xy"])
+        rows = [("lattice", f"{sub.kind}, t = {v['t']:g} meV, μ = {v['mu']:g} meV, t_R = {v['rashba']:g} meV, "
+                            f"Δ = {v['delta']:g} meV, Γ = {sub.gamma:g} meV; k-mesh {sub.nk[0]}×{sub.nk[1]}"),
+                ("N₀", f"{sub.n0:.4g} /meV per spin per site"),
+                ("impurity", f"J = {v['exchange']:g} meV (α = πN₀J = {r['pi_n0'] * v['exchange']:.4g}), "
+                             f"K = {v['potential']:g} meV (β = πN₀K = {r['pi_n0'] * v['potential']:.4g}), spin ∥ z"),
+                ("YSR states |E_n| (meV)", states),
+                ("map at", f"{r['bias']:+.3f} mV" + (f" (state {abs(v['map_state'])})" if v["map_state"] else "")),
+                ("tip at", f"site ({n1}, {n2}) = ({tx:.3f}, {ty:.3f}) a"),
+                ("map range", f"{r['M'].min():.3g} … {r['M'].max():.3g}" if r["M"] is not None else "no map")]
+        panel.readout.value = ("<table style='font-size:0.9em'>" + "".join(
+            f"<tr><td>{a}</td><td class='gs-ro-{i}'>{html.escape(b)}</td></tr>" for i, (a, b) in enumerate(rows))
+            + "</table>")
+        notes = [n for n in [r["map_note"], *r["notes"]] if n]
+        if v["gamma"] == 0.0:
+            notes.append(f"Γ = 0: drawn with Γ = {sub.gamma:.2g} meV.")
+        if notes:
+            panel.show_message(" ".join(notes), level="warning")
+
+    @staticmethod
+    def map_csv(panel: Any) -> str:
+        """The drawn lattice map (rows from the top; each pixel its nearest site's value), x, y in units of a."""
+        M, r = panel.map_data, panel.result
+        L = r["L"]
+        x = np.linspace(-L, L, M.shape[1])
+        y = np.linspace(L, -L, M.shape[0])
+        head = panel._parameters_text() + f"# bias_mV = {r['bias']}\n# lattice map: x, y in lattice constants a\n"
+        lines = ["y_a \\ x_a," + ",".join(f"{v:.6g}" for v in x)]
+        lines += [f"{yy:.6g}," + ",".join(f"{v:.6g}" for v in row) for yy, row in zip(y, M, strict=True)]
+        return head + "\n".join(lines) + "\n"
+
+    @staticmethod
+    def enable(panel: Any) -> None:
+        """Grey out what the chosen substrate does not use."""
+        on_lattice = panel.extras["substrate"].value != "continuum"
+        for name in LATTICE_NAMES:
+            panel.controls[name].disabled = not on_lattice
+        for name in CONTINUUM_ONLY:
+            panel.controls[name].disabled = on_lattice or (name == "tip_height" and panel.dim.value != 3)
+        panel.channel.disabled = on_lattice
