@@ -685,7 +685,11 @@ class ContinuumPropagators(PropagatorSet):
 
 def make_propagators(substrate: Substrate, impurities: Sequence[Impurity]) -> PropagatorSet:
     """The :class:`PropagatorSet` for ``substrate``: :class:`ContinuumPropagators` (Rashba = 0), else
-    :class:`~.rashba.RashbaPropagators` (2D band with Rashba α_R ≠ 0)."""
+    :class:`~.rashba.RashbaPropagators` (2D band with Rashba α_R ≠ 0), or
+    :class:`~.lattice.LatticePropagators` for a :class:`~.lattice.Substrate` (a tight-binding lattice)."""
+    if getattr(substrate, "is_lattice", False):
+        from .lattice import LatticePropagators  # deferred: lattice imports this module
+        return LatticePropagators(substrate, impurities)  # type: ignore[arg-type]
     if substrate.rashba != 0.0:
         from .rashba import RashbaPropagators  # deferred: rashba imports this module
         return RashbaPropagators(substrate, impurities)

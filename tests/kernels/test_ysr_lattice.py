@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 from scipy import integrate, special
 
-from gapscope.kernels import nambu
+from gapscope.kernels import nambu, ysr
 from gapscope.kernels.ysr import lattice, single_energy, wannier
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
@@ -145,6 +145,13 @@ def test_torus_exact_diagonalisation_equals_t_matrix(kind, rashba, mu):
             ref = -np.imag(np.einsum("ab,eba->e", proj, G[a])) / (2 * np.pi * sub.n0)
             got = eng.ldos([site], w, part=part, spin_axis=axis)[0]
             np.testing.assert_allclose(got, ref, atol=1e-10, rtol=0)
+    # the engine's own entry points take a lattice substrate too (dispatch in make_propagators)
+    positive = ingap[ingap > 1e-9]
+    np.testing.assert_allclose(ysr.energies(sub, IMPS), positive, atol=1e-10)
+    proj = nambu.projector("electron", None)
+    ref = -np.imag(np.einsum("ab,eba->e", proj, G[1])) / (2 * np.pi * sub.n0)
+    np.testing.assert_allclose(ysr.ldos(sub, IMPS, [sites[1]], w)[0], ref, atol=1e-10, rtol=0)
+    np.testing.assert_allclose(ysr.Engine(sub, IMPS).ldos([sites[1]], w)[0], ref, atol=1e-10, rtol=0)
 
 
 def test_bulk_ldos_fft_and_sum_agree_and_normal_state_is_one():
