@@ -32,6 +32,11 @@ from .params import param
 
 __all__ = ["LatticeView", "LATTICE_PARAMS", "SUBSTRATES", "NK", "MAP_SITES", "nearest_sites"]
 
+#: largest k-mesh per direction built for a browser user (without / with Rashba): a 1458² mesh with t_R took
+#: 33 s of processor time per change, past what one page may take of a shared server
+MESH_CAP = 512
+MESH_CAP_RASHBA = 256
+
 # panel-only quantities (what is shown or how finely, not a kernel keyword)
 NK = Spec("nk", "n_k", "", 0, (0, 2048), (0, 2048), 2,
           "lattice k-mesh per direction (0: chosen from the criterion (2π/n)·v < Γ)", integer=True)
@@ -105,16 +110,33 @@ class LatticeView:
             return self._subs[key]
         if task is not None:
             task.progress(0.05, "lattice k-mesh …")
+        args = dict(t=v["t"], mu=v["mu"], delta=v["delta"], rashba=v["rashba"], gamma=self.gamma(v))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)     # a probe: its mesh is never built
+            probe = lattice.Substrate(v["substrate"], **args, nk=8)
+        wanted = int(v["nk"]) or max(lattice.required_nk(probe.velocity.tolist(), probe.gamma, probe.delta))
+        wanted += wanted % 2
+        cap = self.mesh_cap(v)
+        capped = wanted > cap
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UserWarning)
-            sub = lattice.Substrate(v["substrate"], t=v["t"], mu=v["mu"], delta=v["delta"], rashba=v["rashba"],
-                                    gamma=self.gamma(v), nk=int(v["nk"]) or None)
+            sub = lattice.Substrate(v["substrate"], **args, nk=min(wanted, cap))
             _ = sub.n0                                   # the k-mesh and N₀ (ValueError if μ is outside the band)
         notes = [str(c.message) for c in caught if issubclass(c.category, UserWarning)]
+        if capped:
+            notes = [f"k-mesh capped at {cap}×{cap} on this server ({wanted}×{wanted} asked for"
+                     f"{'' if int(v['nk']) else ' by the convergence criterion'}): the spectrum is that of a "
+                     f"{cap}×{cap} torus; raise Γ (or lower t) for a converged lattice"]
         self._subs[key] = (sub, notes)
         while len(self._subs) > 3:
             self._subs.popitem(last=False)
         return sub, notes
+
+    @staticmethod
+    def mesh_cap(v: dict[str, Any]) -> int:
+        """Largest k-mesh per direction the server builds: its work grows as n² (and 4× with the spin-mixing
+        Rashba term), so one change stays within seconds of processor time."""
+        return MESH_CAP_RASHBA if v["rashba"] != 0 else MESH_CAP
 
     @staticmethod
     def impurities(v: dict[str, Any], exchange: float | None = None) -> list[lattice.Impurity]:

@@ -10,7 +10,7 @@ import pytest
 
 from gapscope.kernels import tunneling
 from gapscope.kernels.ysr import lattice
-from gapscope.widgets import ShibaPanel
+from gapscope.widgets import ShibaPanel, shiba_lattice
 from gapscope.widgets.shiba_lattice import MAP_PIXELS, nearest_sites
 
 SY = np.array([[0, -1j], [1j, 0]])
@@ -93,24 +93,35 @@ def test_lattice_spectrum_and_ysr_energy_equal_torus_ed(panel):
     assert len(np.unique(np.round(panel.map_data, 12))) >= 8          # the C4v-distinct sites within ±3
 
 
-def test_plotted_spectrum_equals_engine_through_the_tunnelling_chain(panel):
-    """Converged mesh, superconducting tip at finite T: the same kernels called directly (the torus test above
-    checks them independently)."""
+def test_plotted_spectrum_equals_engine_through_the_tunnelling_chain(panel, monkeypatch):
+    """The server's capped mesh, superconducting tip at finite T: the same kernels called directly (the torus
+    test above checks them independently)."""
     panel.set(substrate="square", nk=0, t=3.0, mu=-3.0, delta=1.5, rashba=0.0, exchange=4.5, potential=0.0,
               gamma=0.05, tip="superconducting", tip_delta=1.43, tip_gamma=0.0259, temperature=0.3, vmod_rms=0.0,
               v_max=3.5, map_sites=4.0, map_state=0)
     panel.move_tip(0.0, 0.0)
     ready(panel)
     assert "gs-error" not in panel.message.value, panel.message.value
-    sub = lattice.Substrate("square", t=3.0, mu=-3.0, delta=1.5, rashba=0.0, gamma=0.05)
+    # the criterion asks for more than the server builds: the mesh is capped, and the panel says so
+    need = max(lattice.required_nk(lattice.Substrate("square", t=3.0, mu=-3.0, delta=1.5, gamma=0.05, nk=8)
+                                   .velocity.tolist(), 0.05, 1.5))
+    assert need > shiba_lattice.MESH_CAP
+    assert f"k-mesh capped at {shiba_lattice.MESH_CAP}×{shiba_lattice.MESH_CAP}" in panel.message.value
+    sub = lattice.Substrate("square", t=3.0, mu=-3.0, delta=1.5, rashba=0.0, gamma=0.05, nk=shiba_lattice.MESH_CAP)
     imps = [lattice.Impurity(site=(0, 0), spin=(0, 0, 1), channels=[lattice.Channel(0, exchange=4.5)])]
     rho = lattice.Engine(sub, imps).sample_dos((0, 0))
     V = np.linspace(-3.5, 3.5, 600)
     G = tunneling.didv(V, sample_dos=rho, temperature=0.3, tip_delta=1.43, tip_gamma=0.0259, vmod_rms=0.0)
     np.testing.assert_allclose(panel.line_didv.y, G, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(panel.result["states"], lattice.energies(sub, imps), atol=1e-12)
-    # a superconducting tip at finite T needs ~100 map energies: the map is refused before it is computed
+    # a superconducting tip at finite T needs ~300 map energies: drawn within the budget on the capped mesh,
+    # refused before it is computed when the budget is smaller
+    assert panel.map_data is not None and np.all(np.isfinite(panel.map_data))
+    monkeypatch.setattr(shiba_lattice, "MAP_FFT_BUDGET", 1e6)
+    panel.set(map_sites=4.5)
+    ready(panel)
     assert panel.map_data is None and "map is not drawn" in panel.message.value
+    monkeypatch.undo()
     panel.set(tip="normal", temperature=0.0)
     ready(panel)
     assert panel.map_data is not None and np.all(np.isfinite(panel.map_data))
