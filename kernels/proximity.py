@@ -118,6 +118,7 @@ PAPER_DECAY_LENGTHS: dict[str, float] = {"text": 3.55, "caption": 2.75}
 _GAMMA_B_MIN = 1e-6       # KL clamp: below it θ is continuous to ~1e-6 rad
 _MAX_NODES = 6000         # grid nodes of both sides
 _MAX_FREQUENCIES = 4000   # Matsubara frequencies below ω_c
+_MAX_WORK = 2e6           # nodes × frequencies per iteration (the sweep's 6000 × 4000 corner took 27 s of CPU)
 _CHUNK = 250_000          # unknowns per batched Newton solve (memory)
 _CONTINUATION = (0.2, 0.06)   # Γ stages of the retarded solve, meV
 
@@ -252,6 +253,11 @@ class Junction:
         if nodes > _MAX_NODES:
             raise ValueError(f"length_s = {self.length_s:g} nm and length_n = {self.length_n:g} nm need {nodes} grid "
                              f"nodes at ξ/12 (limit {_MAX_NODES}); shorten the sides or raise xi_s, xi_n")
+        if nodes * nw > _MAX_WORK:
+            raise ValueError(f"length_s = {self.length_s:g} nm, length_n = {self.length_n:g} nm with omega_c = "
+                             f"{self.omega_c:g} meV at temperature = {self.temperature:g} K need {nodes} grid nodes × "
+                             f"{nw} Matsubara frequencies = {nodes * nw:.3g} per iteration (limit {_MAX_WORK:.0e}); "
+                             "shorten the sides, lower ω_c or raise T")
 
     # ------------------------------------------------------------------ derived
     @property

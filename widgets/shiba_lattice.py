@@ -36,6 +36,10 @@ __all__ = ["LatticeView", "LATTICE_PARAMS", "SUBSTRATES", "NK", "MAP_SITES", "ne
 #: 33 s of processor time per change, past what one page may take of a shared server
 MESH_CAP = 512
 MESH_CAP_RASHBA = 256
+#: largest binned k-sum of a lattice spectrum (energies × pole bins; the default 1225 × 5.9e4 takes seconds,
+#: 24911 × 3.4e4 asked for 12.5 GiB) and largest number of pole bins
+SPECTRUM_WORK = 2e8
+MAX_BINS = 2e6
 
 # panel-only quantities (what is shown or how finely, not a kernel keyword)
 NK = Spec("nk", "n_k", "", 0, (0, 2048), (0, 2048), 2,
@@ -133,6 +137,19 @@ class LatticeView:
         return sub, notes
 
     @staticmethod
+    def check_spectrum_cost(sub: lattice.Substrate, n_energies: int) -> None:
+        """Refuse, before computing, a spectrum whose binned k-sum (energies × pole bins) exceeds
+        :data:`SPECTRUM_WORK` or needs more than :data:`MAX_BINS` bins (the bin width follows Γ and Δ)."""
+        bins = sub.bandwidth / sub.bin_width
+        work = n_energies * min(bins, 2.0 * float(np.prod(sub.nk)))
+        if not (bins <= MAX_BINS and work <= SPECTRUM_WORK):
+            raise PanelInputError(
+                f"The lattice spectrum is not computed: {n_energies} energies (set by V_max, T, V_mod and the tip) "
+                f"× {bins:.3g} pole bins (bandwidth {sub.bandwidth:.3g} meV over bins of {sub.bin_width:.3g} meV, "
+                f"set by Γ and Δ) is {work:.3g} terms, more than the server's {SPECTRUM_WORK:.0e}. "
+                "Raise Γ or Δ, or lower T, V_max or V_mod.")
+
+    @staticmethod
     def mesh_cap(v: dict[str, Any]) -> int:
         """Largest k-mesh per direction the server builds: its work grows as n² (and 4× with the spin-mixing
         Rashba term), so one change stays within seconds of processor time."""
@@ -168,6 +185,7 @@ class LatticeView:
             task.progress(0.35, "spectrum at the tip site …")
         tip_site = nearest_sites(sub.vectors, np.array([v["tip_position"]]))[0]
         V = np.linspace(-v["v_max"], v["v_max"], 600)
+        self.check_spectrum_cost(sub, tunneling.energy_grid(V, sample_gamma=sub.gamma, **chain).size)
         rho = eng.sample_dos(tuple(int(x) for x in tip_site), part=part, spin_axis=spin_axis)
         G = tunneling.didv(V, sample_dos=rho, **chain)
         R = rho(V)

@@ -196,3 +196,14 @@ def test_bad_input_gives_messages_not_tracebacks(panel):
     panel.set(map_state=3, map_sites=3.0)                         # one state only: 'Map at' state 3 is refused
     ready(panel)
     assert "gs-error" in panel.message.value and "state 3" in panel.message.value
+
+
+@pytest.mark.parametrize("kw", [dict(temperature=300.0), dict(delta=1e-12), dict(gamma=0.0, v_max=50.0)])
+def test_a_lattice_spectrum_too_costly_is_refused_before_it_is_computed(kw):
+    """These asked for 12–90 GiB (and 2 PiB of bin indices at Δ → 0) and ended as an internal MemoryError."""
+    p = ready(ShibaPanel())
+    p.set(substrate="triangular")
+    ready(p)
+    p.set(**kw)
+    ready(p)
+    assert "lattice spectrum is not computed" in p.message.value and "Internal error" not in p.message.value
