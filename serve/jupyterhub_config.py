@@ -10,11 +10,14 @@
 #   as the hub's user, for tests only], GAPSCOPE_HUB_MEM [1G], GAPSCOPE_HUB_CPU [1],
 #   GAPSCOPE_HUB_CULL [3600: stop a student's server after this many idle seconds], GAPSCOPE_DATA_ROOT.
 # docs/class-server.md gives the same for The Littlest JupyterHub and Zero to JupyterHub on Kubernetes.
+import importlib.util
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from jupyterhub.spawner import LocalProcessSpawner, SimpleLocalProcessSpawner
 
 c = get_config()  # noqa: F821  (provided by traitlets when JupyterHub loads this file)
 env = os.environ.get
@@ -52,10 +55,17 @@ c.Authenticator.allow_all = True             # every account that can log in; li
 # the static gallery; its cards open the dashboards in Voilà (/user/<name>/voila/render/<notebook>).
 notebooks = Path(env("GAPSCOPE_HUB_NOTEBOOKS", str(root / "notebooks")))
 subprocess.run([sys.executable, "-m", "gapscope.widgets.registry", str(notebooks / "gallery.html")], check=True)
-c.JupyterHub.spawner_class = "simple" if env("GAPSCOPE_HUB_SPAWNER", "localprocess") == "simple" else "localprocess"
+# Each student's server runs in a control group of its own with the limits below enforced (serve/hublimits.py;
+# needs root and a writable cgroupfs, as The Littlest JupyterHub's systemdspawner does; otherwise the hub
+# logs "limits for <name> NOT enforced" and the spawner only passes MEM_LIMIT and CPU_LIMIT on).
+_spec = importlib.util.spec_from_file_location("gapscope_hublimits", here / "hublimits.py")
+hublimits = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(hublimits)
+simple = env("GAPSCOPE_HUB_SPAWNER", "localprocess") == "simple"
+c.JupyterHub.spawner_class = hublimits.limited(SimpleLocalProcessSpawner if simple else LocalProcessSpawner)
 c.Spawner.cmd = [str(bin_dir / "jupyterhub-singleuser")]
 c.Spawner.args = [f"--config={here / 'jupyter_server_config.py'}", f"--ServerApp.root_dir={notebooks}"]
-if os.geteuid() == 0 and c.JupyterHub.spawner_class == "simple":
+if os.geteuid() == 0 and simple:
     if env("GAPSCOPE_ALLOW_ROOT") != "1":     # the "simple" spawner runs every server as the hub's own user
         raise SystemExit("the 'simple' spawner would run the students' servers as root; set GAPSCOPE_ALLOW_ROOT=1 "
                          "to accept that (throw-away container, loopback), or use the default spawner")
@@ -63,8 +73,8 @@ if os.geteuid() == 0 and c.JupyterHub.spawner_class == "simple":
 c.Spawner.default_url = "/voila/files/gallery.html"
 c.Spawner.environment = {"JUPYTER_PATH": str(here / "share"),
                          "GAPSCOPE_DATA_ROOT": env("GAPSCOPE_DATA_ROOT", str(root / "data"))}
-# Per-student limits.  LocalProcessSpawner only passes them on (MEM_LIMIT, CPU_LIMIT); they are enforced by
-# systemdspawner (The Littlest JupyterHub) and KubeSpawner (Zero to JupyterHub): see docs/class-server.md.
+# Per-student limits: enforced by the control groups above on this machine, by systemdspawner (The Littlest
+# JupyterHub) and KubeSpawner (Zero to JupyterHub) elsewhere: see docs/class-server.md.
 c.Spawner.mem_limit = env("GAPSCOPE_HUB_MEM", "1G")
 c.Spawner.cpu_limit = float(env("GAPSCOPE_HUB_CPU", "1"))
 c.Spawner.start_timeout = 120

@@ -103,6 +103,34 @@ def hub(tmp_path):
                 psutil.Process(pid).kill()
 
 
+def _assert_limits_enforced(hub, name: str) -> None:
+    """alice's server and her dashboard's kernel run in her control group with the configured limits
+    (serve/hublimits.py), or the hub said why it cannot enforce them on this machine."""
+    import psutil
+    if os.geteuid() != 0:
+        assert hub["wait_for"](f"limits for {name} NOT enforced", 5)
+        return
+    assert hub["wait_for"](f"limits for {name} enforced by control groups", 5), "".join(hub["lines"][-30:])
+    hub["remember"]()
+    server = next(p for p in psutil.process_iter(["cmdline"])
+                  if any("jupyterhub-singleuser" in a for a in (p.info["cmdline"] or []))
+                  and p.environ().get("JUPYTERHUB_USER") == name)
+    kernels = server.children(recursive=True)
+    assert kernels, "the dashboard's kernel runs under alice's server"
+    for proc in [server, *kernels]:
+        with open(f"/proc/{proc.pid}/cgroup") as f:
+            lines = [ln.strip().split(":", 2) for ln in f]
+        memory = next((path for _, names, path in lines if "memory" in names.split(",")), None)
+        unified = next(path for num, _, path in lines if num == "0")
+        path = memory if memory is not None and memory.endswith(f"gapscope-hub/{name}") else unified
+        assert path.endswith(f"gapscope-hub/{name}"), (proc.pid, lines)
+        candidates = [Path("/sys/fs/cgroup/memory") / path.lstrip("/") / "memory.limit_in_bytes",
+                      Path("/sys/fs/cgroup") / path.lstrip("/") / "memory.max",
+                      Path("/sys/fs/cgroup/unified") / path.lstrip("/") / "memory.max"]
+        limit = next(c for c in candidates if c.exists())
+        assert int(limit.read_text()) == 2**30          # GAPSCOPE_HUB_MEM's default, 1G
+
+
 def test_a_student_logs_in_and_gets_the_gallery_in_voila_then_the_idle_server_is_culled(hub, browser_context):
     page = browser_context.new_page()
     errors: list[str] = []
@@ -127,6 +155,7 @@ def test_a_student_logs_in_and_gets_the_gallery_in_voila_then_the_idle_server_is
         assert page.url.endswith(f"/user/alice/voila/render/{next(iter(PANELS.values())).notebook}")
         assert "Traceback" not in page.content()
         assert errors == []
+        _assert_limits_enforced(hub, "alice")
     finally:
         page.close()
         browser_context.clear_cookies()               # the hub's login cookies must not reach other tests
