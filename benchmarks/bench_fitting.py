@@ -9,7 +9,10 @@ Rows (synthetic data, labelled so; targets from the issue):
   same fit through the T-matrix Engine (the former implementation);
 * grid-fit throughput: process pool (2 processes) vs dask LocalCluster (2 single-threaded worker
   processes) on an NX×NY×200 grid (default 32×32; ``--full`` for 128×128), with the largest difference
-  between the two results.
+  between the two results;
+* a Usadel line scan, 20 positions × 200 biases (ξ_S′, γ_B, scale free): ``fit_global`` with the
+  registered ``usadel`` model beside the topic's own ``proximity.fit_line_scan`` (median of 5, the
+  model's junction cache cleared before each run), with the number of Usadel solves.
 
 Prints numbers; it is not a timed test.  ``rows()`` returns the records, ``print_rows()`` prints them
 (for ``benchmarks/bench.py``); run alone with ``.venv/bin/python benchmarks/bench_fitting.py [--full]``.
@@ -108,12 +111,54 @@ def grid_rows(nx: int, ny: int) -> list[dict]:
              "note": f"{n / td:.0f} pixels/s (incl. cluster start); max |dask − pool| = {diff:.2g}"}]
 
 
+def line_scan_rows(repeat: int = 5) -> list[dict]:
+    import statistics
+
+    from gapscope.kernels import proximity
+
+    small = dict(delta_s=1.3, delta_n=1.0, xi_s=6.0, xi_n=3.0, gamma=1.0, gamma_b=0.5, temperature=1.0,
+                 omega_c=15.0, length_s=60.0, length_n=40.0, dynes_gamma=0.02)
+    truth = proximity.Junction(**small)
+    V = np.linspace(-2.5, 2.5, 200)
+    X = np.linspace(-6.0, 13.0, 20)
+    G = 1.05 * proximity.line_scan(truth.solve(tol=1e-10), V, X, n_energies=300).didv
+    G = G + np.random.default_rng(3).normal(0.0, 0.01, G.shape)
+    start = truth.replace(xi_n=2.2, gamma_b=0.2)
+    model = fitting.MODELS["usadel"]
+    initial = {(proximity.MISMATCH_NAME if k == "gamma" else k): v for k, v in start.values().items()}
+    initial["scale"] = 1.0
+    out = []
+    for label, run in (
+            ("fit_global(model='usadel')", lambda: fitting.fit_global(
+                proximity.line_scan_datasets(X, V, G), model="usadel", shared=["xi_n", "gamma_b", "scale"],
+                series={"x": X}, initial=initial, sigma=0.01)),
+            ("proximity.fit_line_scan", lambda: proximity.fit_line_scan(
+                X, V, G, junction=start, free=("xi_n", "gamma_b", "scale"), sigma=0.01))):
+        times, r = [], None
+        for _ in range(repeat):
+            model.sample.cache.clear()
+            solves = model.sample.cache.solves
+            t0 = time.perf_counter()
+            r = run()
+            times.append(time.perf_counter() - t0)
+        assert r is not None
+        note = f"ξ_S′ = {r.values['xi_n']:.4f} ± {r.errors['xi_n']:.4f} nm, γ_B = {r.values['gamma_b']:.4f} ± " \
+               f"{r.errors['gamma_b']:.4f} (truth 3, 0.5); {r.nfev} evaluations"
+        if label.startswith("fit_global"):
+            note += f", {model.sample.cache.solves - solves} Usadel solves"
+        out.append({"case": f"Usadel line scan 20 × 200, {label} (median of {repeat})",
+                    "seconds": statistics.median(times), "target": None,
+                    "note": note + f"; runs {min(times):.1f}–{max(times):.1f} s"})
+    return out
+
+
 def _iter_rows(full: bool):
     fitting.fit(np.linspace(-2, 2, 50), np.ones(50))          # warm-up: lmfit import
     yield global_row()
     yield deconvolution_row()
     yield from ysr_rows()
     yield from grid_rows(*((128, 128) if full else (32, 32)))
+    yield from line_scan_rows()
 
 
 def rows(full: bool = False) -> list[dict]:
@@ -121,10 +166,10 @@ def rows(full: bool = False) -> list[dict]:
     return list(_iter_rows(full))
 
 
-def print_rows(full: bool = False) -> None:
+def print_rows(full: bool = False, only_line_scan: bool = False) -> None:
     """The fitting benchmark lines (called by benchmarks/bench.py), each as soon as it is measured."""
     print("\nFitting kernels (issue 15; synthetic data; best of 3 where repeated)", flush=True)
-    for r in _iter_rows(full):
+    for r in (line_scan_rows() if only_line_scan else _iter_rows(full)):
         target = f"(target ≤ {r['target']:g} s)" if r["target"] else ""
         print(f"  {r['case']:<66} {r['seconds']:8.2f} s {target:<17} {r['note']}", flush=True)
 
@@ -132,4 +177,6 @@ def print_rows(full: bool = False) -> None:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--full", action="store_true", help="grid fit on the full 128×128×200 grid")
-    print_rows(ap.parse_args().full)
+    ap.add_argument("--line-scan", action="store_true", help="only the Usadel line-scan rows")
+    a = ap.parse_args()
+    print_rows(a.full, a.line_scan)

@@ -20,6 +20,12 @@ moves only its own dataset's residuals, so a Jacobian costs Σ_i (k_i + 1) singl
 evaluations (k_i the free parameters that dataset i sees), not (Σ k + 1) evaluations of
 all spectra.  Errors come from the covariance (JᵀJ)⁻¹ (times χ²_red when ``sigma`` is not
 given); errors of tied parameters are propagated from it (delta method).  Units: mV, meV, K.
+
+Progress and cancel: ``progress(fraction, text)`` is called after every Jacobian (the fraction
+is an estimate: the number of iterations is not known in advance); a set ``cancel`` event stops
+the fit within about a second — it is checked before every single-spectrum evaluation and, through
+:func:`~gapscope.kernels.models.checkpoint`, inside slow model evaluations (the Usadel solves) —
+by raising :class:`~gapscope.kernels.models.FitCancelled`.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from .models import FitParam, fit_param
+from .models import FitCancelled, FitParam, checking, fit_param
 from .specs import Spec
 
 __all__ = ["Tie", "fit_global", "GlobalFitResult"]
@@ -217,7 +223,8 @@ def _per_dataset(name: str, value: Any, n: int, what: str) -> list[Any]:
 def fit_global(datasets: Sequence[Any], *, model: str = "dynes", shared: Sequence[str] = (),
                series: Mapping[str, Any] | None = None, initial: Mapping[str, Any] | None = None,
                fixed: Mapping[str, Any] | None = None, bounds: Mapping[str, tuple[float, float]] | None = None,
-               window: tuple[float, float] | None = None, sigma: Any = None) -> GlobalFitResult:
+               window: tuple[float, float] | None = None, sigma: Any = None,
+               progress: Callable[[float, str], None] | None = None, cancel: Any = None) -> GlobalFitResult:
     """Fit one registered model to several spectra at once, with shared and tied parameters.
 
     Parameters
@@ -245,10 +252,21 @@ def fit_global(datasets: Sequence[Any], *, model: str = "dynes", shared: Sequenc
     sigma : float, array or list, optional
         Measurement errors: one value for all, or a list with a float/array per dataset.  If
         omitted, errors are scaled by √χ²_red.
+    progress : callable, optional
+        ``progress(fraction, text)``, called at the start, after every Jacobian and at the end (it
+        may raise to stop the fit; the exception propagates).
+    cancel : threading.Event, optional
+        Once set, the fit stops within about a second and raises
+        :class:`~gapscope.kernels.models.FitCancelled` (anything with ``is_set()`` will do).
 
     Returns
     -------
     GlobalFitResult
+
+    Raises
+    ------
+    FitCancelled
+        ``cancel`` was set (its ``values`` are the last parameters tried).
 
     Examples
     --------
@@ -258,6 +276,41 @@ def fit_global(datasets: Sequence[Any], *, model: str = "dynes", shared: Sequenc
                    series={"temperature": T, "delta": Tie(gap.bcs_gap, delta0=gap.DELTA0, tc=gap.TC)},
                    initial={"delta0": 1.4, "tc": 8.0})
     """
+    if progress is not None and not callable(progress):
+        raise ValueError("progress must be a callable progress(fraction, text)")
+    if cancel is not None and not callable(getattr(cancel, "is_set", None)):
+        raise ValueError("cancel must be a threading.Event (or have is_set())")
+    monitor = _Monitor(progress, cancel)
+    with checking(monitor.check):
+        return _fit_global(monitor, datasets, model=model, shared=shared, series=series, initial=initial,
+                           fixed=fixed, bounds=bounds, window=window, sigma=sigma)
+
+
+class _Monitor:
+    """Progress reports and the cancel check of one global fit."""
+
+    def __init__(self, progress: Callable[[float, str], None] | None, cancel: Any) -> None:
+        self.progress = progress
+        self.cancel = cancel
+        self.nfev = 0
+        self.njev = 0
+        self.last: dict[str, float] = {}
+
+    def check(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise FitCancelled(f"global fit cancelled after {self.nfev} spectrum evaluations ({self.njev} "
+                               "Jacobians); no result", self.last, self.nfev)
+
+    def report(self, fraction: float, text: str) -> None:
+        self.check()
+        if self.progress is not None:
+            self.progress(float(min(max(fraction, 0.0), 1.0)), text)
+
+
+def _fit_global(monitor: _Monitor, datasets: Sequence[Any], *, model: str, shared: Sequence[str],
+                series: Mapping[str, Any] | None, initial: Mapping[str, Any] | None, fixed: Mapping[str, Any] | None,
+                bounds: Mapping[str, tuple[float, float]] | None, window: tuple[float, float] | None,
+                sigma: Any) -> GlobalFitResult:
     import lmfit
 
     from .fitting import SCALE_CAP, _forward, _model, data_unit, rescale, unit_statistics
@@ -267,6 +320,7 @@ def fit_global(datasets: Sequence[Any], *, model: str = "dynes", shared: Sequenc
     n = len(data)
     names = [p.name for p in m.all_params]
     specs = {p.name: p for p in m.all_params}
+    monitor.report(0.0, f"global fit of {n} spectra: starting")
     shared = tuple(shared)
     series = dict(series or {})
     initial = dict(initial or {})
@@ -412,6 +466,7 @@ def fit_global(datasets: Sequence[Any], *, model: str = "dynes", shared: Sequenc
         pars.add(k, value=x0, min=lo, max=hi, vary=bool(free))
 
     scale_labels = list(where["scale"]) if "scale" in where else []
+    scale_set = set(scale_labels)
     rescale(pars, scale_labels, 1.0 / unit, cap=SCALE_CAP)
     var_names = [k for k, p in pars.items() if p.vary]
     col = {k: j for j, k in enumerate(var_names)}
@@ -438,6 +493,8 @@ def fit_global(datasets: Sequence[Any], *, model: str = "dynes", shared: Sequenc
         return out
 
     def one(i: int, vals: Mapping[str, float]) -> np.ndarray:
+        monitor.check()
+        monitor.nfev += 1
         return (_forward(m, Vf[i], vals) - yf[i]) / sf[i]
 
     cache: dict[str, Any] = {"key": None, "res": None}
@@ -447,6 +504,7 @@ def fit_global(datasets: Sequence[Any], *, model: str = "dynes", shared: Sequenc
         key = tuple(pv[k] for k in var_names)
         if cache["key"] == key:
             return np.concatenate(cache["res"])
+        monitor.last = {k: v * unit if k in scale_set else v for k, v in pv.items()}
         vals = values_of(pv)
         res = [one(i, vals[i]) for i in range(n)]
         cache["key"], cache["res"] = key, res
@@ -454,6 +512,7 @@ def fit_global(datasets: Sequence[Any], *, model: str = "dynes", shared: Sequenc
 
     upper = np.array([pars[k].max for k in var_names])
     typical = np.array([abs(pars[k].value) or 1.0 for k in var_names])
+    step = max(_EPS, m.diff_step or 0.0)       # relative; a model of an iterative solver declares a larger one
 
     def jacobian(p: lmfit.Parameters, **_: Any) -> np.ndarray:
         pv = p.valuesdict()
@@ -462,7 +521,7 @@ def fit_global(datasets: Sequence[Any], *, model: str = "dynes", shared: Sequenc
         x = np.array([pv[k] for k in var_names])
         J = np.zeros((int(rows[-1]), len(var_names)))
         for j in range(len(var_names)):
-            h = _EPS * max(abs(x[j]), 1e-3 * typical[j])
+            h = step * max(abs(x[j]), 1e-3 * typical[j])
             if x[j] + h > upper[j]:
                 h = -h
             q = dict(pv)
@@ -473,13 +532,20 @@ def fit_global(datasets: Sequence[Any], *, model: str = "dynes", shared: Sequenc
             vals = values_of(q)
             for i in affected:
                 J[rows[i]:rows[i + 1], j] = (one(i, vals[i]) - base[i]) / h
+        monitor.njev += 1
+        chi2 = float(sum(float(b @ b) for b in base))
+        monitor.report(0.05 + 0.9 * monitor.njev / (monitor.njev + 8.0),
+                       f"global fit of {n} spectra: iteration {monitor.njev}, χ² = {chi2:.5g}, "
+                       f"{monitor.nfev} spectrum evaluations")
         return J
 
     t0 = time.perf_counter()
     mini = lmfit.Minimizer(residual, pars, nan_policy="raise", scale_covar=sigma is None)
-    out = mini.minimize(method="least_squares", jac=jacobian, x_scale="jac")
+    out = mini.minimize(method="least_squares", jac=jacobian, x_scale="jac",
+                        **({"max_nfev": m.max_nfev} if m.max_nfev is not None else {}))
     elapsed = time.perf_counter() - t0
 
+    monitor.check()
     # --- results
     rescale(out.params, scale_labels, unit)
     pv = out.params.valuesdict()
@@ -525,6 +591,7 @@ def fit_global(datasets: Sequence[Any], *, model: str = "dynes", shared: Sequenc
                 corr[(a.name, b)] = float(c)
     resid = [y - b for (_, y), b in zip(data, best, strict=True)]
     stats = unit_statistics(out, unit if sigma is None else 1.0)
+    monitor.report(1.0, f"global fit of {n} spectra: done ({monitor.njev} iterations)")
     return GlobalFitResult(
         model=model, n_datasets=n, values=values, errors=errors, fixed=fixed_out, shared=shared,
         tied=dict(on), series={k: a.copy() for k, a in variables.items()},

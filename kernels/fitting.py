@@ -17,9 +17,11 @@ Also here (implemented in their own modules, re-exported):
   (Tikhonov regularisation, λ by GCV or L-curve, posterior band);
 * :func:`fit_grid` on a process pool or a dask cluster (``client=``; docs/grid-fits-on-dask.md).
 
-Line scans across a proximity junction are fitted with the Usadel model by
-``gapscope.kernels.proximity.fit_line_scan`` (a topic's own fit: it solves the junction, which
-is no sample-DOS model of this registry).
+Line scans across a proximity junction fit through the same interface: the proximity topic
+registers the ``usadel`` model (the Usadel DOS at a tip position ``x``, its junction solved once
+per parameter set), and a line scan is a :func:`fit_global` with ``x`` per spectrum (see
+``gapscope.kernels.proximity``).  :func:`fit_global` reports progress and stops within about a
+second of a cancel event (``progress=``, ``cancel=``; it raises :class:`FitCancelled`).
 """
 
 from __future__ import annotations
@@ -39,11 +41,11 @@ import numpy as np
 
 from . import _validate as _v
 from . import tunneling
-from .models import CHAIN_PARAMS, FIT_MODELS, FitModel, FitParam, models_table
+from .models import CHAIN_PARAMS, FIT_MODELS, FitCancelled, FitModel, FitParam, models_table
 
 __all__ = ["ParamSpec", "SpectralModel", "MODELS", "fit", "compare", "FitResult", "evaluate", "synthetic",
            "fit_grid", "GridFitResult", "CHAIN", "models_table", "guess_scale", "plausibility",
-           "fit_global", "Tie", "GlobalFitResult", "deconvolve", "Deconvolution", "start_scale"]
+           "fit_global", "Tie", "GlobalFitResult", "deconvolve", "Deconvolution", "start_scale", "FitCancelled"]
 
 #: the registered models (collected from the topics by :mod:`.models`; this module imports none)
 MODELS: dict[str, FitModel] = FIT_MODELS
@@ -73,7 +75,7 @@ def _model(name: str) -> FitModel:
 
 
 def _forward(m: FitModel, bias: np.ndarray, values: Mapping[str, float]) -> np.ndarray:
-    sample = m.sample(**{p.name: values[p.name] for p in m.params})
+    sample = m.sample(**{p.name: values[p.name] for p in m.params}, **{k: values[k] for k in m.chain})
     g = tunneling.didv(bias, sample_dos=sample, temperature=values["temperature"], tip_delta=values["tip_delta"],
                        tip_gamma=values["tip_gamma"], vmod_rms=values["vmod_rms"])
     return values["scale"] * g
@@ -245,7 +247,9 @@ def fit(bias: np.ndarray, didv: np.ndarray, *, model: str = "dynes", initial: Ma
 
     t0 = time.perf_counter()
     mini = lmfit.Minimizer(residual, pars, nan_policy="raise")
-    out = mini.minimize(method="least_squares", x_scale="jac")
+    out = mini.minimize(method="least_squares", x_scale="jac",
+                        **({"diff_step": m.diff_step} if m.diff_step is not None else {}),
+                        **({"max_nfev": m.max_nfev} if m.max_nfev is not None else {}))
     elapsed = time.perf_counter() - t0
     intervals_out: dict[str, dict[str, tuple[float, float]]] | None = None
     message = str(out.message)

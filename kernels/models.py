@@ -14,14 +14,19 @@ topic adds fit models without touching the fitter.  Every model gets the measure
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import math
+from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 
 from . import tunneling
 from .sampling import SampleDOSLike
 from .specs import Spec
 
-__all__ = ["FitParam", "FitModel", "fit_param", "register", "models_table", "FIT_MODELS", "CHAIN_PARAMS", "SCALE"]
+__all__ = ["FitParam", "FitModel", "fit_param", "register", "models_table", "FIT_MODELS", "CHAIN_PARAMS", "SCALE",
+           "FitCancelled", "checkpoint", "checking"]
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,15 @@ class FitModel:
         One line: what the model is.
     topic : str
         The topic module that registered it.
+    chain : tuple of str
+        Chain parameters (names in :data:`CHAIN_PARAMS`) the sample DOS depends on as well; they are
+        passed to ``sample`` beside the model's own (e.g. the temperature of a self-consistent gap).
+    diff_step : float, optional
+        Relative finite-difference step of the fitters' Jacobians, for a model evaluated by an
+        iterative solver whose tolerance makes the default step (√ε ≈ 1.5e-8) too small.
+    max_nfev : int, optional
+        Most residual evaluations of one fit (scipy's ``max_nfev``), for a model whose evaluation
+        costs a solve (default: lmfit's 2000·(free + 1)).
     """
 
     name: str
@@ -110,6 +124,9 @@ class FitModel:
     sample: Callable[..., SampleDOSLike]
     doc: str = ""
     topic: str = ""
+    chain: tuple[str, ...] = ()
+    diff_step: float | None = None
+    max_nfev: int | None = None
 
     @property
     def all_params(self) -> tuple[FitParam, ...]:
@@ -129,6 +146,14 @@ def register(model: FitModel) -> FitModel:
     dup = {n for n in names if names.count(n) > 1}
     if dup:
         raise ValueError(f"fit model {model.name!r} declares {sorted(dup)} twice (the chain and scale are added)")
+    chain = {p.name for p in CHAIN_PARAMS} - {"scale"}
+    if not set(model.chain) <= chain:
+        raise ValueError(f"fit model {model.name!r}: chain names {sorted(set(model.chain) - chain)} are not chain "
+                         f"parameters ({sorted(chain)})")
+    if model.diff_step is not None and not (math.isfinite(model.diff_step) and 0.0 < model.diff_step < 0.1):
+        raise ValueError(f"fit model {model.name!r}: diff_step must lie in (0, 0.1), got {model.diff_step!r}")
+    if model.max_nfev is not None and not (isinstance(model.max_nfev, int) and model.max_nfev >= 10):
+        raise ValueError(f"fit model {model.name!r}: max_nfev must be an integer ≥ 10, got {model.max_nfev!r}")
     FIT_MODELS[model.name] = model
     return model
 
@@ -142,3 +167,38 @@ def models_table() -> str:
                            for p in m.params)
         rows.append(f"| `{m.name}` | {m.doc} | {params} |")
     return "\n".join(rows)
+
+
+# ----------------------------------------------------------------------------- cancelling a fit
+class FitCancelled(Exception):
+    """A fit stopped because its ``cancel`` event was set (see :func:`gapscope.kernels.fitting.fit_global`).
+
+    ``values`` holds the last parameter values the fitter tried (there is no fit result: the minimisation
+    was interrupted), ``evaluations`` the number of model evaluations until then.
+    """
+
+    def __init__(self, message: str, values: Mapping[str, Any] | None = None, evaluations: int = 0) -> None:
+        super().__init__(message)
+        self.values = dict(values or {})
+        self.evaluations = int(evaluations)
+
+
+_CHECK: ContextVar[Callable[[], None] | None] = ContextVar("gapscope_fit_check", default=None)
+
+
+def checkpoint() -> None:
+    """Called by slow model evaluations between the steps of their solvers: inside a cancellable fit
+    (:func:`checking`) it raises :class:`FitCancelled` once the fit was cancelled; elsewhere it does nothing."""
+    check = _CHECK.get()
+    if check is not None:
+        check()
+
+
+@contextlib.contextmanager
+def checking(check: Callable[[], None]) -> Iterator[None]:
+    """Within the block (in this thread), :func:`checkpoint` calls ``check`` (which raises to cancel)."""
+    token = _CHECK.set(check)
+    try:
+        yield
+    finally:
+        _CHECK.reset(token)

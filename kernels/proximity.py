@@ -78,6 +78,8 @@ __all__ = [
     "decay_length", "line_scan", "scan_energies", "dos_table", "chain_energy", "didv_at", "fit_decay", "fit_profile",
     "fit_line_scan",
     "match_decay_length", "line_from_grid", "PAPER_DECAY_LENGTHS",
+    "UsadelDOS", "UsadelSample", "usadel_model", "position_tie", "line_scan_datasets", "USADEL", "POSITION",
+    "MISMATCH_NAME",
     "DELTA_S", "DELTA_N", "XI_S", "XI_N", "GAMMA", "GAMMA_B", "REFLECTIVITY", "TEMPERATURE", "OMEGA_C",
     "DYNES_GAMMA", "LENGTH_S", "LENGTH_N", "SPECS",
 ]
@@ -1148,3 +1150,217 @@ def match_decay_length(target: float, *, junction: Junction, parameter: str = "x
         raise ValueError(f"a decay length of {target:g} nm is not reached for {parameter} in [{lo:g}, {hi:g}] "
                          f"(L − target = {flo:+.3g} … {fhi:+.3g} nm)")
     return float(brentq(f, lo, hi, xtol=xtol))
+
+
+# ----------------------------------------------------------------------------- fit model
+# The Usadel junction as a fit model of the registry (:mod:`.models`): the sample DOS of a spectrum is
+# N(x, E) at its tip position x, so one spectrum fits with ``fitting.fit(model="usadel")`` and a line
+# scan with ``fitting.fit_global`` (x per spectrum).  Imported here, after the kernels.
+import threading  # noqa: E402
+from collections import OrderedDict  # noqa: E402
+
+from . import models as _models  # noqa: E402
+from .fit_global import Tie  # noqa: E402
+
+POSITION = Spec("x", "x", "nm", 0.0, (-30.0, 60.0), (-2000.0, 2000.0), 0.01,
+                "tip position across the junction (x ≤ 0: S, x > 0: S′; interface at 0)")
+#: numerics of the registered model (those of :func:`fit_line_scan`'s defaults)
+FIT_POINTS_PER_XI = 12.0
+FIT_N_ENERGIES = 300
+FIT_TOL = 1e-10
+#: relative Jacobian step of the model: the solves converge to ~1e-10 meV, so the default √ε step
+#: (~1e-8 relative) would difference round-off (:func:`fit_line_scan` uses the same step)
+FIT_DIFF_STEP = 1e-4
+#: most residual evaluations of one fit (as :func:`fit_line_scan`): each costs at most one solve, each
+#: Jacobian one per free junction parameter, so a fit costs at most 200·(1 + free junction parameters) solves
+FIT_MAX_NFEV = 200
+_E_QUANTUM = 0.5        # meV: a DOS table's range is rounded up to a multiple (spectra of one sweep share it)
+_CACHE_BYTES = 2e8      # tables kept by one model's cache
+
+
+class _JunctionCache:
+    """Solutions and DOS tables of recently used junctions (LRU), shared by every spectrum of a fit.
+
+    A line scan's spectra differ only in x: each parameter set is solved once (Matsubara
+    self-consistency and the retarded N(x_node, E) table), not once per spectrum.  Each new solve
+    starts from the last solution (as :func:`fit_line_scan` does).  Thread-safe.
+    """
+
+    def __init__(self, points_per_xi: float, n_energies: int, size: int = 8) -> None:
+        self.points_per_xi = float(points_per_xi)
+        self.n_energies = int(n_energies)
+        self.size = int(size)
+        self._solutions: OrderedDict[Junction, Solution] = OrderedDict()
+        self._tables: OrderedDict[tuple[Junction, float], tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._last: Solution | None = None
+        self._lock = threading.RLock()
+        self.solves = 0
+
+    @staticmethod
+    def _tick(fraction: float, text: str) -> None:
+        _models.checkpoint()        # a cancelled fit stops inside the solve
+
+    def solution(self, junction: Junction) -> Solution:
+        with self._lock:
+            sol = self._solutions.get(junction)
+            if sol is not None:
+                self._solutions.move_to_end(junction)
+                return sol
+            sol = junction.solve(points_per_xi=self.points_per_xi, tol=FIT_TOL, initial=self._last,
+                                 progress=self._tick)
+            self.solves += 1
+            self._last = sol
+            self._solutions[junction] = sol
+            while len(self._solutions) > self.size:
+                self._solutions.popitem(last=False)
+            return sol
+
+    def table(self, junction: Junction, e_max: float) -> tuple[Solution, np.ndarray, np.ndarray]:
+        with self._lock:
+            sol = self.solution(junction)
+            key = (junction, e_max)
+            tab = self._tables.get(key)
+            if tab is None:
+                tab = dos_table(sol, e_max, self.n_energies, progress=self._tick)
+                self._tables[key] = tab
+                while len(self._tables) > 1 and (len(self._tables) > self.size
+                                                 or sum(t[1].nbytes for t in self._tables.values()) > _CACHE_BYTES):
+                    self._tables.popitem(last=False)
+            else:
+                self._tables.move_to_end(key)
+            return sol, tab[0], tab[1]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._solutions.clear()
+            self._tables.clear()
+            self._last = None
+
+
+class UsadelDOS:
+    """The local DOS N(x, E) of a junction at one position x, as a sample DOS (:mod:`.sampling`).
+
+    N(x, E) = Re cos θ(x, E) (:meth:`Solution.dos`) at the grid nodes on ``n_energies`` energies
+    E ≥ 0 (:func:`scan_energies`, mirrored; dense at the coherence peaks), linearly interpolated to
+    x between the nodes of its side, then piecewise linear in E (:func:`gapscope.kernels.dos.tabulated`,
+    exact cell averages; held at its end value beyond the table).  The table is built on first use
+    and covers the energies asked for (its range rounded up to a multiple of 0.5 meV, so the spectra
+    of one sweep share one table).  Declared finest scale: the Dynes term Γ_D.
+    """
+
+    def __init__(self, cache: _JunctionCache, junction: Junction, x: float) -> None:
+        self._cache = cache
+        self.junction = junction
+        self.x = POSITION.check(x)
+        self.width = float(junction.dynes_gamma)
+        self._tab: _dos.TabulatedDOS | None = None
+        self.solution = cache.solution(junction)
+
+    def tabulated(self, e_need: float) -> _dos.TabulatedDOS:
+        """The DOS table at x covering |E| ≤ ``e_need`` (meV); the first table is kept unless a later
+        call needs more."""
+        if self._tab is None or e_need > self._tab.energies[-1]:
+            e_max = _E_QUANTUM * math.ceil(max(e_need, _E_QUANTUM) / _E_QUANTUM)
+            sol, E, N = self._cache.table(self.junction, e_max)
+            row = _interp_rows(sol.x, sol.n_s, N, np.array([self.x]))[0]
+            self._tab = _dos.tabulated(E, np.maximum(row, 0.0))
+        return self._tab
+
+    def __call__(self, E: np.ndarray) -> np.ndarray:
+        E = np.asarray(E, dtype=float)
+        return self.tabulated(float(np.max(np.abs(E))) if E.size else 0.0)(E)
+
+    def cell_average(self, E: np.ndarray, h: float) -> np.ndarray:
+        E = np.asarray(E, dtype=float)
+        need = (float(np.max(np.abs(E))) if E.size else 0.0) + 2.0 * abs(float(h))
+        return self.tabulated(need).cell_average(E, h)
+
+
+#: the model's name of the mismatch γ: "gamma" is the Dynes Γ of the other models, and a dashboard switching
+#: models keeps the values of same-named parameters
+MISMATCH_NAME = "gamma_mismatch"
+
+
+def _fit_spec(spec: Spec) -> Spec:
+    """A copy of a junction spec for the fit model (the junction's own specs are probed on :class:`Junction`,
+    whose checks couple them: a side's length against its ξ, ω_c against the gaps)."""
+    return spec.replace(name=MISMATCH_NAME) if spec is GAMMA else spec.replace()
+
+
+#: junction parameters of the fit model (temperature comes from the chain): free by default ξ_S′ and γ_B
+#: (as :func:`fit_line_scan`); the sides' start lengths (60 and 40 nm, ≥ 10 ξ) are chosen, not Lin et al.'s
+_MODEL_PARAMS = tuple(
+    _models.fit_param(_fit_spec(sp), vary=sp in (XI_N, GAMMA_B), fit_range=sp.soft,
+                      start={LENGTH_S.name: 60.0, LENGTH_N.name: 40.0}.get(sp.name))
+    for sp in SPECS if sp is not TEMPERATURE) + (_models.fit_param(POSITION, vary=False),)
+
+
+def usadel_model(name: str = "usadel", *, points_per_xi: float = FIT_POINTS_PER_XI,
+                 n_energies: int = FIT_N_ENERGIES, cache_size: int = 8) -> _models.FitModel:
+    """A fit model (not registered) whose sample DOS is the Usadel N(x, E) of a junction at position x.
+
+    Parameters: the junction's (:class:`Junction`; its temperature is the chain's ``temperature``,
+    its mismatch γ is called ``gamma_mismatch``) and the tip position ``x`` (nm, interface at 0).
+    Every call of its ``sample(**params)`` with the same junction parameters reuses one solve and
+    one DOS table (an LRU cache of ``cache_size`` parameter sets per model), so a line scan of N
+    spectra costs one Usadel solve per parameter set, not N.
+
+    A line scan G (len(positions), len(bias)) is then one global fit with x per spectrum::
+
+        fitting.fit_global(line_scan_datasets(positions, bias, G), model="usadel",
+                           shared=["xi_n", "gamma_b", "scale"], series={"x": positions},
+                           initial={...junction..., "temperature": T})
+
+    or, with the interface position x₀ free, ``series={"position": positions, "x": position_tie()}``
+    (x_i = position_i − x_offset).  ``points_per_xi``, ``n_energies``: the numerics (:meth:`Junction.solve`,
+    :func:`dos_table`).  The registered ``usadel`` model uses the defaults; register another with
+    ``models.register(usadel_model("usadel_coarse", points_per_xi=8, n_energies=150))``.
+    """
+    ppx = _v.scalar("points_per_xi", points_per_xi, "", minimum=4.0)
+    n = int(_v.scalar("n_energies", n_energies, "", minimum=16))
+    cache = _JunctionCache(ppx, n, cache_size)
+
+    return _models.FitModel(name, _MODEL_PARAMS, UsadelSample(cache),
+                            "Usadel S/S′ junction: the local DOS at the tip position x (self-consistent 1D model)",
+                            topic=__name__, chain=("temperature",), diff_step=FIT_DIFF_STEP,
+                            max_nfev=FIT_MAX_NFEV)
+
+
+class UsadelSample:
+    """``sample(**params)`` of a :func:`usadel_model`: a :class:`UsadelDOS`; ``cache`` its solutions."""
+
+    def __init__(self, cache: _JunctionCache) -> None:
+        self.cache = cache
+
+    def __call__(self, *, x: float, temperature: float, gamma_mismatch: float, **junction: float) -> UsadelDOS:
+        return UsadelDOS(self.cache, Junction(temperature=temperature, gamma=gamma_mismatch, **junction), x)
+
+
+def _shifted(position: np.ndarray, x_offset: float) -> np.ndarray:
+    return position - x_offset
+
+
+def position_tie(*, on: str = "position", x_offset: float | None = None, vary: bool = True) -> Tie:
+    """The Tie x_i = position_i − x_offset of a line scan (``series={on: positions, "x": position_tie()}``).
+
+    ``x_offset`` (nm) is the interface position in the data's frame: a shared parameter of the
+    global fit, free unless ``vary=False`` (start: ``x_offset`` or 0; fit range ±5 nm, set others
+    through ``bounds``).
+    """
+    spec = _FIT_EXTRA["x_offset"]
+    start = spec.default if x_offset is None else spec.check(x_offset)
+    return Tie(_shifted, on=on, x_offset=_models.fit_param(spec, vary=vary, start=start, fit_range=spec.soft))
+
+
+def line_scan_datasets(positions: np.ndarray, bias: np.ndarray, didv: np.ndarray
+                       ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The spectra of a line scan G (len(positions), len(bias)) as the ``datasets`` of ``fit_global``."""
+    X = _v.array("positions", positions).ravel()
+    V = _v.array("bias", bias).ravel()
+    G = np.asarray(didv, dtype=float)
+    if G.shape != (X.size, V.size):
+        raise ValueError(f"didv must have shape (len(positions), len(bias)) = {(X.size, V.size)}, got {G.shape}")
+    return [(V, G[i]) for i in range(X.size)]
+
+
+USADEL = _models.register(usadel_model())

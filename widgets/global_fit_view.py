@@ -1,11 +1,11 @@
 """The fit panel's global fit: several spectra, one model, parameters shared, per spectrum, or tied to Δ(T).
 
 :class:`GlobalFitView` collects spectra (uploads, files in the data folder, or a row of the loaded
-grid), each with its temperature — read from the file's metadata when the file records one
-(a Nanonis ``Temperature … (K)`` header entry), typed otherwise — and runs
-:func:`gapscope.kernels.fitting.fit_global` in the background through the panel's ``submit``
-(a progress bar and Cancel; ``fit_global`` takes no progress or cancel hook, so the bar moves only at
-start and end, and Cancel drops the result of a fit that runs on to its end in the background).
+grid — a line scan), each with its temperature — read from the file's metadata when the file records
+one (a Nanonis ``Temperature … (K)`` header entry), typed otherwise — and, for a model with a tip
+position ``x`` (the Usadel junction), its position along the line (from the grid; typed for files),
+and runs :func:`gapscope.kernels.fitting.fit_global` in the background through the panel's ``submit``
+(the bar follows the fit's iterations; Cancel stops the fit itself within about a second).
 The model, start values, fixed flags, bounds and the fit window are the panel's table's; here each
 parameter gets a role:
 
@@ -14,7 +14,11 @@ parameter gets a role:
 * **fixed** — the table's value for all;
 * **series (T)** (temperature) — fixed per spectrum at its temperature;
 * **Δ(T) BCS** (delta) — Δ_i = Δ(T_i; Δ₀, T_c) of the weak-coupling BCS shape
-  (:func:`gapscope.kernels.gap.bcs_gap`), with Δ₀ and T_c shared free parameters.
+  (:func:`gapscope.kernels.gap.bcs_gap`), with Δ₀ and T_c shared free parameters;
+* **series (x)** (x) — fixed per spectrum at x_i = position_i − x₀ (x₀ typed: the interface's
+  position along the line);
+* **x − x₀ (x₀ free)** (x) — the same with x₀ a shared free parameter
+  (:func:`gapscope.kernels.proximity.position_tie`).
 
 The result: each spectrum with its fit, a table of the per-spectrum parameters against T, and
 the shared parameters with their errors and correlations.  No physics here.
@@ -33,15 +37,18 @@ import bqplot as bq
 import ipywidgets as w
 import numpy as np
 
-from gapscope.kernels import fitting, gap, readers, tunneling
+from gapscope.kernels import fitting, gap, proximity, readers, tunneling
 
 from .dataroot import PathRefused, uploaded_files
+from .panel import Cancelled
 
 __all__ = ["GlobalFitView", "Entry", "ROLES", "temperature_of", "MAX_SPECTRA"]
 
 #: most spectra in one global fit
 MAX_SPECTRA = 64
 PER, SHARED, FIXED, SERIES, BCS = "per spectrum", "shared", "fixed", "series (T)", "Δ(T) BCS"
+SERIES_X, X_TIE = "series (x)", "x − x₀ (x₀ free)"
+_X_OFFSET = proximity.position_tie().params["x_offset"].spec    # type: ignore[union-attr]
 ROLES = (PER, SHARED, FIXED)
 COLOURS = ("#1f4e9c", "#c0392b", "#2ca02c", "#8e44ad", "#e67e22", "#16a085", "#7f8c8d", "#d35400")
 ACCEPT = ".dat,.csv,.txt,.VERT,.vert,.sm4"
@@ -50,17 +57,20 @@ _TEMPERATURE = re.compile(r"temperature[^>]*>.*\(K\)$|^temperature.*\(K\)$|^temp
 
 def role_options(name: str) -> list[str]:
     """The roles a parameter can take."""
+    if name == "x":
+        return [SERIES_X, X_TIE, FIXED]
     opts = [SERIES, FIXED, SHARED] if name == "temperature" else list(ROLES)
     return opts + [BCS] if name == "delta" else opts
 
 
-def make_entry(label: str, bias: np.ndarray, didv: np.ndarray, t: float | None, source: dict, norm: float) -> Entry:
+def make_entry(label: str, bias: np.ndarray, didv: np.ndarray, t: float | None, source: dict, norm: float,
+               position: float | None = None) -> Entry:
     """An :class:`Entry` with increasing biases, normalised at |V| ≥ ``norm`` if ``norm`` > 0."""
     order = np.argsort(bias)
     V, y = np.asarray(bias, float)[order], np.asarray(didv, float)[order]
     if norm > 0:
         y = readers.normalise(V, y, above=norm)
-    return Entry(label, V, y, t, source)
+    return Entry(label, V, y, t, source, position)
 
 
 def temperature_of(header: dict[str, str]) -> float | None:
@@ -78,13 +88,25 @@ def temperature_of(header: dict[str, str]) -> float | None:
 
 @dataclass
 class Entry:
-    """One spectrum of the global fit: biases (mV, increasing), conductance, where it came from."""
+    """One spectrum of the global fit: biases (mV, increasing), conductance, where it came from, and its
+    position along a line (nm; a grid pixel's distance from the line's first pixel)."""
 
     label: str
     bias: np.ndarray
     didv: np.ndarray
     temperature: float | None
     source: dict[str, Any]
+    position: float | None = None
+
+
+class _TaskCancel:
+    """The panel task's cancel state as the ``cancel`` event of ``fit_global`` (``is_set``)."""
+
+    def __init__(self, task: Any) -> None:
+        self.task = task
+
+    def is_set(self) -> bool:
+        return bool(self.task.cancelled)
 
 
 class GlobalFitView:
@@ -117,6 +139,10 @@ class GlobalFitView:
         self.tc_start = w.FloatText(value=gap.TC.default, description="T_c start (K)",
                                     style={"description_width": "8.5em"}, layout=w.Layout(width="15em"),
                                     tooltip="start value of T_c when Δ follows the BCS Δ(T)")
+        self.x0_start = w.FloatText(value=0.0, description="x₀ (nm)", style={"description_width": "8.5em"},
+                                    layout=w.Layout(width="15em"),
+                                    tooltip="the interface's position along the line: x_i = position_i − x₀ "
+                                            "(the start value when x₀ is free)")
         self.list_box = w.VBox()
         self.list_box.add_class("gs-global-list")
         self.roles: dict[str, w.Dropdown] = {}
@@ -141,7 +167,7 @@ class GlobalFitView:
             w.HBox([self.grid_row, self.grid_button, self.clear_button], layout=w.Layout(flex_flow="row wrap")),
             self.list_box, self.norm,
             w.HTML("<b>Parameters</b> (start values, bounds and the fit window: the table above)"),
-            self.roles_box, self.tc_start, self.fit_button, self.fig, self.table, self.shared])
+            self.roles_box, self.tc_start, self.x0_start, self.fit_button, self.fig, self.table, self.shared])
         self.set_model(fitting.MODELS[owner.model.value])
 
     def observers(self) -> list[tuple[w.Widget, str | None, Callable]]:
@@ -156,13 +182,19 @@ class GlobalFitView:
 
     # ------------------------------------------------------------------ roles
     def set_model(self, model: Any) -> None:
-        """One role per parameter of ``model`` (kept for parameters the previous model had too)."""
+        """One role per parameter of ``model`` (kept for parameters the previous model had too: the same
+        quantity, not only the same name — Dynes' Γ is no Usadel γ)."""
+        same = getattr(self, "_specs", {})
         old = {k: d.value for k, d in self.roles.items()}
+        old = {k: v for k, v in old.items() if any(k == p.name and p.spec is same.get(k) for p in model.all_params)}
+        self._specs = {p.name: p.spec for p in model.all_params}
         self.roles = {}
         cells: list[w.Widget] = []
+        line = any(p.name == "x" for p in model.all_params)     # a line scan: what varies is x, the rest is shared
         for p in model.all_params:
             opts = role_options(p.name)
-            default = SERIES if p.name == "temperature" else (FIXED if not p.vary else PER)
+            default = (SERIES if p.name == "temperature" else SERIES_X if p.name == "x"
+                       else FIXED if not p.vary else SHARED if line else PER)
             d = w.Dropdown(options=opts, value=old.get(p.name, default) if old.get(p.name) in opts else default,
                            layout=w.Layout(width="11.5em"))
             d.add_class(f"gs-role-{p.name}")
@@ -172,8 +204,11 @@ class GlobalFitView:
         self.roles_box.children = cells
         for c in retired:
             c.close()
+        self.x0_start.layout.display = None if "x" in self.roles else "none"
         self.result = None
         self._clear_output()
+        if self.entries:                      # the rows show a position field for a model with x
+            self._draw_list()
 
     def set_roles(self, **roles: str) -> None:
         """Set parameter roles by name (scripts, tests)."""
@@ -243,7 +278,8 @@ class GlobalFitView:
                               "warning")
                 break
             self.entries.append(Entry(f"pixel ({i}, {j}) x = {grid.x[i]:.3g} nm", np.asarray(data.bias, float),
-                                      np.asarray(cube[i, j], float), t, {"kind": "grid", "i": i, "j": int(j)}))
+                                      np.asarray(cube[i, j], float), t, {"kind": "grid", "i": i, "j": int(j)},
+                                      float(grid.x[i] - grid.x[0])))
             added += 1
         self._changed()
         return added > 0
@@ -291,8 +327,16 @@ class GlobalFitView:
             x = w.Button(description="✕", layout=w.Layout(width="3em"), tooltip="remove this spectrum")
             x.on_click(lambda _, k=k: self.remove(k))
             colour = COLOURS[k % len(COLOURS)]
-            rows.append(w.HBox([w.HTML(f"<span style='display:inline-block;width:16em;color:{colour}'>"
-                                       f"{k + 1}. {html.escape(e.label[:40])}</span>"), t, x]))
+            cells: list[w.Widget] = [w.HTML(f"<span style='display:inline-block;width:16em;color:{colour}'>"
+                                            f"{k + 1}. {html.escape(e.label[:40])}</span>"), t]
+            if "x" in self.roles:                # a model with a tip position: the spectrum's place on the line
+                pos = w.FloatText(value=e.position if e.position is not None else math.nan, description="pos (nm)",
+                                  style={"description_width": "4em"}, layout=w.Layout(width="10em"),
+                                  tooltip="position along the line (from the grid; type it for a file)")
+                pos.add_class(f"gs-global-pos-{k}")
+                pos.observe(lambda ch, k=k: self._typed_position(k, ch["new"]), "value")
+                cells.append(pos)
+            rows.append(w.HBox([*cells, x]))
         retired = list(self.list_box.children)
         self.list_box.children = rows
         for r in retired:
@@ -306,6 +350,17 @@ class GlobalFitView:
         if k < len(self.entries):
             self.entries[k].temperature = float(value) if math.isfinite(value) else None
             self.result = None
+
+    def _typed_position(self, k: int, value: float) -> None:
+        if k < len(self.entries):
+            self.entries[k].position = float(value) if math.isfinite(value) else None
+            self.result = None
+
+    def set_positions(self, positions: list[float]) -> None:
+        """Type every spectrum's position along the line (nm)."""
+        for e, x in zip(self.entries, positions, strict=True):
+            e.position = float(x)
+        self._changed()
 
     def set_temperatures(self, temperatures: list[float]) -> None:
         """Type every spectrum's temperature (K)."""
@@ -359,6 +414,28 @@ class GlobalFitView:
             initial["delta0"], initial["tc"] = initial.pop("delta"), float(tc)
             fixed.pop("delta", None)
             bounds.pop("delta", None)
+        if roles.get("x") in (SERIES_X, X_TIE):
+            missing = [str(k + 1) for k, e in enumerate(self.entries) if e.position is None]
+            if missing:
+                raise ValueError(f"Type the position of spectrum {', '.join(missing)} along the line (nm).")
+            pos = np.array([e.position for e in self.entries], dtype=float)
+            x0 = float(self.x0_start.value)
+            if not math.isfinite(x0):
+                raise ValueError("x₀ (the interface's position along the line) must be a number.")
+            for d in (initial, fixed, bounds):
+                d.pop("x", None)
+            if roles["x"] == SERIES_X:
+                try:
+                    series["x"] = [proximity.POSITION.check(v) for v in pos - x0]
+                except ValueError as exc:
+                    raise ValueError(f"x = position − x₀: {exc}") from None
+            else:
+                lo, hi = float(pos.min()) - 5.0, float(pos.max()) + 5.0
+                if not lo <= x0 <= hi:
+                    raise ValueError(f"x₀ = {x0:g} nm lies outside the line ({lo:g} … {hi:g} nm, 5 nm margin).")
+                series["position"] = list(pos)
+                series["x"] = proximity.position_tie(x_offset=x0)
+                bounds["x_offset"] = (lo, hi)
         return dict(model=self.owner.model.value, shared=shared, series=series or None, initial=initial,
                     fixed=fixed, bounds=bounds, window=tuple(self.owner.window.value))
 
@@ -378,12 +455,13 @@ class GlobalFitView:
         n = len(entries)
 
         def job(task: Any) -> Any:
-            task.progress(0.05, f"global fit of {n} spectra …")
+            task.progress(0.0, f"global fit of {n} spectra …")
             try:
-                r = fitting.fit_global(datasets, **args)
+                r = fitting.fit_global(datasets, **args, progress=task.progress, cancel=_TaskCancel(task))
+            except fitting.FitCancelled:
+                raise Cancelled() from None
             except (ValueError, RuntimeError) as exc:
                 raise ValueError(f"Global fit failed: {exc}") from exc
-            task.progress(1.0, "global fit done")
             return r
 
         def done(r: Any) -> None:
@@ -408,7 +486,7 @@ class GlobalFitView:
         entries = []
         for e in self.entries:
             src = e.source
-            item: dict[str, Any] = {"label": e.label, "temperature": e.temperature}
+            item: dict[str, Any] = {"label": e.label, "temperature": e.temperature, "position": e.position}
             if src["kind"] == "file":
                 item.update(kind="file", name=src["name"], sha256=session._sha(src["content"]),
                             size=len(src["content"]), content=session.pack_bytes(src["content"]))
@@ -417,18 +495,20 @@ class GlobalFitView:
             entries.append(item)
         return session.jsonable({"entries": entries, "roles": {k: d.value for k, d in self.roles.items()},
                                  "norm": float(self.norm.value), "tc_start": float(self.tc_start.value),
+                                 "x0_start": float(self.x0_start.value),
                                  "result": None if self.result is None else result_state(self.result)})
 
     def check_state(self, obj: Any, c: Any, data: Any, model: str) -> dict[str, Any]:
         """Check a saved :meth:`state` (``data``, ``model``: the panel's as the session restores them)."""
         from . import session
 
-        c.keys(obj, ("entries", "roles", "norm", "tc_start", "result"))
+        c.keys(obj, ("entries", "roles", "norm", "tc_start", "result"), ("x0_start",))
         names = tuple(p.name for p in fitting.MODELS[model].all_params)
         roles = {k: c.at("roles").at(k).choice(v, role_options(k))
                  for k, v in c.at("roles").keys(obj["roles"], names).items()}
         norm = c.at("norm").number(obj["norm"], 0.0, 1e4)
         tc = c.at("tc_start").number(obj["tc_start"], 0.0, gap.TC.bounds[1])
+        x0 = c.at("x0_start").number(obj.get("x0_start", 0.0), *proximity.POSITION.bounds)
         ce = c.at("entries")
         if not isinstance(obj["entries"], list) or len(obj["entries"]) > MAX_SPECTRA:
             raise ce.fail(f"expected a list of at most {MAX_SPECTRA} spectra")
@@ -444,8 +524,11 @@ class GlobalFitView:
                 except ValueError as exc:
                     raise ck.at("temperature").fail(str(exc)) from None
             label = ck.at("label").text(item.get("label"), 200)
+            x = item.get("position")
+            if x is not None:
+                x = ck.at("position").number(x, *proximity.POSITION.bounds)
             if kind == "file":
-                ck.keys(item, ("kind", "label", "temperature", "name", "sha256", "size", "content"))
+                ck.keys(item, ("kind", "label", "temperature", "name", "sha256", "size", "content"), ("position",))
                 name = ck.at("name").text(item["name"], 255)
                 size = ck.at("size").integer(item["size"], 0, self.owner.data_root.max_bytes)
                 content = session.unpack_bytes(item["content"], size, f"{ck.where}.content")
@@ -454,24 +537,25 @@ class GlobalFitView:
                 try:
                     bias, didv, _ = self._spectrum(name, content)
                     entries.append(make_entry(label, bias, didv, t, {"kind": "file", "name": name,
-                                                                     "content": content}, norm))
+                                                                     "content": content}, norm, x))
                 except (readers.FileFormatError, KeyError, ValueError) as exc:
                     raise ck.fail(f"cannot be read: {exc}") from None
             else:
-                ck.keys(item, ("kind", "label", "temperature", "i", "j"))
+                ck.keys(item, ("kind", "label", "temperature", "i", "j"), ("position",))
                 if data is None or data.grid_didv is None:
                     raise ck.fail("a grid pixel, but the session's data are no grid")
                 nx, ny = data.grid_didv.shape[:2]
                 i, j = ck.at("i").integer(item["i"], 0, nx - 1), ck.at("j").integer(item["j"], 0, ny - 1)
                 entries.append(Entry(label, np.asarray(data.bias, float), np.asarray(data.grid_didv[i, j], float), t,
-                                     {"kind": "grid", "i": i, "j": j}))
+                                     {"kind": "grid", "i": i, "j": j}, x))
         result = None if obj["result"] is None else check_result(obj["result"], model, entries, c.at("result"))
-        return {"entries": entries, "roles": roles, "norm": norm, "tc_start": tc, "result": result}
+        return {"entries": entries, "roles": roles, "norm": norm, "tc_start": tc, "x0_start": x0, "result": result}
 
     def restore_state(self, s: dict[str, Any]) -> None:
         """Apply a checked state (after the panel's model and data were restored)."""
         self.norm.value = s["norm"]
         self.tc_start.value = s["tc_start"]
+        self.x0_start.value = s["x0_start"]
         self.entries = list(s["entries"])
         self.set_roles(**s["roles"])
         self._changed()
@@ -543,7 +627,8 @@ def shared_html(r: Any) -> str:
             body += f"<tr><th>{html.escape(a)}</th>{row}</tr>"
         corr = (f"<div>Correlations</div><table class='gs-global-corr' style='font-size:0.85em'><tr><th></th>"
                 f"{cells}</tr>{body}</table>")
-    ties = "".join(f"; {html.escape(k)} follows the BCS Δ({html.escape(v)})" for k, v in r.tied.items())
+    ties = "".join(f"; x = {html.escape(v)} − x_offset" if k == "x" else
+                   f"; {html.escape(k)} follows the BCS Δ({html.escape(v)})" for k, v in r.tied.items())
     stats = (f"<div style='font-size:0.85em'><b>{html.escape(r.model)}</b>, {r.n_datasets} spectra: χ²_red = "
              f"{r.redchi:.4g}, AIC = {r.aic:.1f}, {r.ndata} points, {r.nvarys} free{ties}"
              + ("" if r.success else f" — <b>not converged</b>: {html.escape(r.message)}") + "</div>")
@@ -580,7 +665,8 @@ def check_result(obj: Any, model: str, entries: list[Entry], c: Any) -> Any:
     c.at("model").choice(obj["model"], [model])
     n = c.at("n_datasets").integer(obj["n_datasets"], len(entries), len(entries))
     specs = {p.name: p.spec for p in fitting.MODELS[model].all_params}
-    extra = {"delta0": gap.DELTA0, "tc": gap.TC}
+    extra = {"delta0": gap.DELTA0, "tc": gap.TC, "x_offset": _X_OFFSET, "position": proximity.POSITION}
+    series_names = ("temperature", "position", "x")
     names = tuple(specs) + tuple(extra)
 
     def value(k: str, v: Any, cv: Any, errors: bool) -> Any:
@@ -594,7 +680,7 @@ def check_result(obj: Any, model: str, entries: list[Entry], c: Any) -> Any:
             except ValueError as exc:
                 raise cx.fail(str(exc)) from None
         if isinstance(v, list):
-            if k not in specs or len(v) != n:
+            if (k not in specs and k not in series_names) or len(v) != n:
                 raise cv.fail(f"expected one value per spectrum ({n})")
             return np.array([one(x, cv.at(i)) for i, x in enumerate(v)])
         return one(v, cv)
@@ -605,11 +691,11 @@ def check_result(obj: Any, model: str, entries: list[Entry], c: Any) -> Any:
             for k, v in c.at("errors").keys(obj["errors"], tuple(vals)).items()}
     fixed = {k: c.at("fixed").at(k).boolean(v) for k, v in c.at("fixed").keys(obj["fixed"], tuple(vals)).items()}
     shared = tuple(c.at("shared").at(i).choice(k, names) for i, k in enumerate(c.at("shared").items(obj["shared"], 32)))
-    tied = {c.at("tied").at(k).choice(k, list(specs)): c.at("tied").at(k).choice(v, ["temperature"])
+    tied = {c.at("tied").at(k).choice(k, list(specs)): c.at("tied").at(k).choice(v, ["temperature", "position"])
             for k, v in c.at("tied").mapping(obj["tied"], 4).items()}
     series = {}
     for k, v in c.at("series").mapping(obj["series"], 4).items():
-        c.at("series").at(k).choice(k, ["temperature"])
+        c.at("series").at(k).choice(k, list(series_names))
         series[k] = value(k, v, c.at("series").at(k), False)
     if not isinstance(obj["masks"], list) or len(obj["masks"]) != n:
         raise c.at("masks").fail(f"expected one mask per spectrum ({n})")

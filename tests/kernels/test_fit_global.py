@@ -211,3 +211,55 @@ def test_global_fit_in_instrument_units_equals_units_of_one(unit):
         assert got.errors[k] == pytest.approx(ref.errors[k], rel=1e-3), k
     np.testing.assert_allclose(got.values["scale"], ref.values["scale"] * unit, rtol=1e-5)
     assert got.redchi == pytest.approx(ref.redchi * unit ** 2, rel=1e-5)
+
+
+# ----------------------------------------------------------------- progress and cancel
+def test_progress_is_reported_and_ends_at_one():
+    data, _ = _t_series(seed=4)
+    seen = []
+    r = _bcs_fit(data, progress=lambda f, t: seen.append((f, t)))
+    fractions = [f for f, _ in seen]
+    assert fractions[0] == 0.0 and fractions[-1] == 1.0 and fractions == sorted(fractions)
+    assert all(0.0 <= f <= 1.0 for f in fractions)
+    assert any("iteration 1," in t for _, t in seen) and "done" in seen[-1][1]
+    ref = _bcs_fit(data)                       # progress changes nothing
+    assert r.values["tc"] == ref.values["tc"] and r.nfev == ref.nfev
+
+
+def test_cancel_stops_a_slow_global_fit_within_a_second():
+    """12 spectra × 4000 points (about a second per Jacobian here): cancelled after the first Jacobian."""
+    import threading
+    import time
+
+    Vb = np.linspace(-4, 4, 4000)
+    data = [(Vb, fitting.synthetic("dynes", Vb, noise=0.01, seed=i, temperature=1.0, delta=1.2 + 0.01 * i,
+                                   gamma=0.05, scale=1.0 + 0.02 * i)) for i in range(12)]
+    cancel, out = threading.Event(), {}
+    first = threading.Event()
+
+    def run():
+        try:
+            fitting.fit_global(data, model="dynes", shared=["delta", "gamma"],
+                               initial={"temperature": 1.0, "delta": 1.0, "gamma": 0.1},
+                               sigma=0.01, cancel=cancel, progress=lambda f, t: "iteration" in t and first.set())
+            out["finished"] = time.perf_counter()
+        except fitting.FitCancelled as exc:
+            out["exc"], out["t"] = exc, time.perf_counter()
+    th = threading.Thread(target=run)
+    th.start()
+    assert first.wait(120), "no Jacobian was reported"
+    t_set = time.perf_counter()
+    cancel.set()
+    th.join(60)
+    assert not th.is_alive() and "exc" in out, out
+    assert out["t"] - t_set < 1.0, out["t"] - t_set
+    assert "cancelled after" in str(out["exc"]) and out["exc"].evaluations > 0
+    assert "scale__0" in out["exc"].values and "delta" in out["exc"].values
+
+
+def test_bad_progress_or_cancel():
+    data, _ = _t_series(seed=5)
+    with pytest.raises(ValueError, match="progress must be"):
+        _bcs_fit(data, progress=3)
+    with pytest.raises(ValueError, match="cancel must be"):
+        _bcs_fit(data, cancel=True)

@@ -4,6 +4,8 @@
 * with every parameter per spectrum the global fit equals separate ``fitting.fit`` calls;
 * the Δ(T) tie recovers the Δ₀, T_c and Γ the synthetic spectra were made with (within their errors), and
   the tied Δ_i are the weak-coupling BCS gap written out here (the gap equation solved by quadrature);
+* a line of a grid fitted with the Usadel model recovers the junction it was made with, and its plotted fits are
+  the junction's own line scan at the fitted values (solved here); Cancel stops a running global fit within 2 s;
 * the deconvolved DOS has its coherence peaks where the Dynes DOS written out here has them, and the plotted
   residual is data − forward, with the scatter of the noise the data were made with.
 """
@@ -238,3 +240,118 @@ def test_global_fit_and_deconvolution_come_back_from_a_session(three, tmp_path):
         np.testing.assert_array_equal(getattr(q.deconv_view, name).y, getattr(three.deconv_view, name).y)
     assert q.deconv_view.readout.value == three.deconv_view.readout.value
     assert q.state() == three.state()
+
+
+# ----------------------------------------------------------------------------- a line scan with the Usadel model
+SMALL = dict(delta_s=1.3, delta_n=1.0, xi_s=6.0, xi_n=3.0, gamma_mismatch=1.0, gamma_b=0.5, omega_c=15.0,
+             length_s=60.0, length_n=40.0, dynes_gamma=0.02)         # the model's names (γ: gamma_mismatch)
+
+
+def junction_of(values, **changes):
+    from gapscope.kernels import proximity
+    j = {("gamma" if k == "gamma_mismatch" else k): v for k, v in values.items()}
+    return proximity.Junction(**j, temperature=1.0).replace(**changes)
+LINE_X0 = 6.0                                     # the interface's position along the line (nm)
+
+
+def line_scan_grid(tmp_path, junction, *, n=9, noise=0.01):
+    """A 3ds line (n × 1 pixels, 2 nm apart) across a junction solved here, through the junction's own line scan."""
+    from gapscope.kernels import proximity
+    sol = junction_of(junction).solve(tol=1e-10)
+    bias = np.linspace(-2.5, 2.5, 81)
+    pos = np.linspace(0.0, 2.0 * (n - 1), n)
+    G = 1.05 * proximity.line_scan(sol, bias, pos - LINE_X0, n_energies=300).didv
+    G = G + np.random.default_rng(11).normal(0.0, noise, G.shape)
+    readers.write_grid(tmp_path / "line.3ds", readers.Grid(bias=bias, x=pos, y=np.zeros(1),
+                                                           data={"LockinX": G[:, None]}, units={"LockinX": "V"},
+                                                           header={}))
+    return pos, bias, G
+
+
+def usadel_panel(tmp_path, junction, start):
+    p = FitPanel(data_root=tmp_path)
+    assert p.load_path("line.3ds")
+    with p.batch():
+        p.model.value = "usadel"
+        p.table.set_values({**junction, **start, "temperature": 1.0, "scale": 1.0})
+    g = p.global_view
+    assert g.add_grid_row(0) and len(g.entries) == 9
+    g.x0_start.value = LINE_X0
+    # a model with a tip position: its free parameters are shared by default (a line scan), x is the series;
+    # the chain's and scale's roles stay as they were for the previous model (the same quantities)
+    assert {k: d.value for k, d in g.roles.items() if d.value != "fixed"} == {
+        "xi_n": "shared", "gamma_b": "shared", "scale": "per spectrum", "x": "series (x)", "temperature": "series (T)"}
+    g.set_roles(temperature="fixed", scale="shared")
+    return p, g
+
+
+def test_a_grid_line_scan_with_the_usadel_model_recovers_the_junction_and_plots_its_line_scan(tmp_path):
+    from gapscope.kernels import proximity
+    pos, bias, G = line_scan_grid(tmp_path, SMALL)
+    p, g = usadel_panel(tmp_path, SMALL, dict(xi_n=2.2, gamma_b=0.2))
+    assert g.roles["x"].value == "series (x)" and not g.x0_start.layout.display
+    np.testing.assert_allclose([e.position for e in g.entries], pos, atol=1e-6)
+    bar = []
+    p.progress_bar.observe(lambda ch: bar.append(ch["new"]), "value")
+    r = g.run()
+    assert r is not None and r.success, html.unescape(p.message.value)
+    assert any(0.0 < v < 1.0 for v in bar)                          # the bar followed the iterations
+    np.testing.assert_allclose(r.values["x"], pos - LINE_X0, atol=1e-6)      # float32 positions in a .3ds
+    for k, true in (("xi_n", 3.0), ("gamma_b", 0.5), ("scale", 1.05)):      # the junction the grid was made with
+        assert abs(r.values[k] - true) < 3 * r.errors[k], (k, r.values[k], r.errors[k])
+    # the plotted fits: the junction's own line scan at the fitted values, computed here
+    sol = junction_of(SMALL, xi_n=r.values["xi_n"], gamma_b=r.values["gamma_b"]).solve(tol=1e-10)
+    expect = r.values["scale"] * proximity.line_scan(sol, bias, pos - LINE_X0, n_energies=300).didv
+    for i, m in enumerate(g.fit_marks()):
+        np.testing.assert_allclose(m.y, expect[i], atol=5e-4)
+    table = html.unescape(g.table.value)
+    assert "x" in table and f"{r.values['x'][3]:.5g}" in table
+
+
+def test_a_free_interface_position_and_a_missing_position_are_said(tmp_path):
+    line_scan_grid(tmp_path, SMALL)
+    p, g = usadel_panel(tmp_path, SMALL, dict(xi_n=2.5))
+    g.set_roles(gamma_b="fixed", x="x − x₀ (x₀ free)")
+    g.x0_start.value = 5.0
+    r = g.run()
+    assert r is not None, html.unescape(p.message.value)
+    assert abs(r.values["x_offset"] - LINE_X0) < 3 * r.errors["x_offset"]
+    assert "x = position − x_offset" in html.unescape(g.shared.value)
+    g.x0_start.value = 99.0
+    assert g.run() is None and "lies outside the line" in html.unescape(p.message.value)
+    g.entries[2].position = None
+    assert g.run() is None and "Type the position of spectrum 3" in html.unescape(p.message.value)
+
+
+def test_cancel_stops_a_running_global_fit_within_two_seconds(tmp_path):
+    import time
+    slow = dict(SMALL, length_s=120.0, length_n=60.0, omega_c=30.0)   # about a second per junction solve here
+    line_scan_grid(tmp_path, SMALL)
+    p, g = usadel_panel(tmp_path, slow, dict(xi_n=2.2, gamma_b=0.2))
+    assert g.run(wait=False) is None
+    deadline = time.perf_counter() + 30
+    while "global fit of 9 spectra" not in p.status.value and time.perf_counter() < deadline:
+        time.sleep(0.02)
+    assert p.busy, "the fit ended before it could be cancelled"
+    time.sleep(0.3)
+    t0 = time.perf_counter()
+    p.cancel()
+    while p.busy and time.perf_counter() - t0 < 2.0:
+        time.sleep(0.02)
+    assert not p.busy, "the global fit still runs 2 s after Cancel"
+    assert "Cancelled" in p.message.value and g.result is None and g.fig.marks == []
+    assert p.busy_box.layout.display == "none"
+
+
+def test_a_line_scan_fit_comes_back_from_a_session(tmp_path):
+    line_scan_grid(tmp_path, SMALL)
+    p, g = usadel_panel(tmp_path, SMALL, dict(xi_n=2.6))
+    g.set_roles(gamma_b="fixed", x="x − x₀ (x₀ free)")
+    g.x0_start.value = 5.5
+    assert g.run() is not None, html.unescape(p.message.value)
+    q = Panel.load(p.save(tmp_path / "s.json"), data_root=tmp_path)
+    assert q.model.value == "usadel" and q.global_view.x0_start.value == 5.5
+    assert q.global_view.result.values["x_offset"] == g.result.values["x_offset"]
+    for a, b in zip(g.fit_marks(), q.global_view.fit_marks(), strict=True):
+        np.testing.assert_array_equal(a.y, b.y)
+    assert q.state() == p.state()
