@@ -225,6 +225,13 @@ class FitPanel(Panel):
         self.line_res.x, self.line_res.y = V[ok], (y - r["model"])[ok]
         self.fig.title = r["label"]
 
+    def after_draw(self, result: Any) -> None:
+        super().after_draw(result)
+        # A model whose evaluation costs a solve (the Usadel junction: 0.2–1 s) is evaluated off the
+        # event loop from then on, so typing in the table never freezes the page.
+        if self.last_compute_s > self.LIVE_BUDGET:
+            self.BACKGROUND = True
+
     # ------------------------------------------------------------------ data in
     def load_path(self, path: str) -> bool:
         """Load a file from the server's disk (spectrum or ``.3ds`` grid); False if it cannot be read."""

@@ -74,11 +74,19 @@ class ParameterTable:
         model : FitModel
             The new model.
         keep : bool
-            Keep value, fix, min and max of parameters that the old model has too (same
-            name); otherwise every row starts from the model's defaults.
+            Keep value, fix, min and max of parameters that the old model has too (the same
+            quantity: same name and unit, the kept values within the new hard bounds); otherwise
+            every row starts from the model's defaults.
         """
-        old = ({k: (r.value.value, r.fix.value, r.lower.value, r.upper.value) for k, r in self.rows.items()}
-               if keep else {})
+        before = {p.name: p for p in self.model.all_params} if self.rows else {}
+        old = {}
+        for p in model.all_params if keep else ():
+            r, q = self.rows.get(p.name), before.get(p.name)
+            if r is None or q is None or q.unit != p.unit:
+                continue
+            kept = (r.value.value, r.fix.value, r.lower.value, r.upper.value)
+            if all(p.spec.bounds[0] <= x <= p.spec.bounds[1] for x in (kept[0], kept[2], kept[3])):
+                old[p.name] = kept
         retired = list(self.widget.children)
         for r in self.rows.values():
             r.value.unobserve(self._value_changed, "value")

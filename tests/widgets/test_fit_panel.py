@@ -276,3 +276,56 @@ def test_unnormalised_real_file_fits_with_a_sane_scale():
     r = p.run_fit()
     ratio = np.median(np.abs(r.best_fit)) / level
     assert 1 / 3 < ratio < 3 or "Check this fit" in p.message.value
+
+
+def test_a_model_change_keeps_a_value_only_for_the_same_quantity():
+    """Dynes' Γ (meV) typed as 0.02 must not become another model's dimensionless ``gamma`` (a value that
+    would be out of its bounds, or silently wrong); a same-named parameter with the same unit keeps it."""
+    from gapscope.kernels.models import FitModel, fit_param
+    from gapscope.kernels.specs import Spec
+    from gapscope.widgets.fit_table import ParameterTable
+
+    mev = Spec("gamma", "Γ", "meV", 0.05, (0.0, 1.0), (0.0, 10.0), 0.001, "Dynes broadening")
+    ratio = Spec("gamma", "γ", "", 1.0, (0.5, 5.0), (0.1, 100.0), 0.01, "resistivity ratio")
+    dos = lambda **p: None  # noqa: E731  (never evaluated: only the table's rows are looked at)
+    table = ParameterTable(FitModel("a", (fit_param(mev),), dos))
+    table.rows["gamma"].value.value = 0.02
+    table.rows["temperature"].value.value = 4.2
+    table.set_model(FitModel("b", (fit_param(ratio),), dos))
+    assert table.rows["gamma"].value.value == 1.0                 # the new quantity's default
+    assert table.rows["temperature"].value.value == 4.2            # the chain's temperature is the same one
+    table.set_model(FitModel("c", (fit_param(mev),), dos))
+    table.rows["gamma"].value.value = 0.03
+    table.set_model(FitModel("d", (fit_param(mev),), dos))
+    assert table.rows["gamma"].value.value == 0.03
+
+
+def test_a_model_that_costs_a_solve_is_evaluated_off_the_event_loop():
+    """The Usadel model solves a junction per evaluation (0.2–1 s): after its first, slow evaluation the
+    panel computes in the background, so an edit in the table returns at once and the curve follows."""
+    import time
+
+    from gapscope.kernels import proximity
+
+    p = FitPanel()
+    p.demo.value = PB
+    assert not p.BACKGROUND
+    p.model.value = "usadel"
+    p.table.set_values({"x": 5.0})
+    assert p.last_compute_s > p.LIVE_BUDGET and p.BACKGROUND
+    before = np.array(p.line_fit.y)
+    t0 = time.perf_counter()
+    p.table.set_values({"xi_n": 4.0})                 # a new junction: a new solve
+    assert time.perf_counter() - t0 < p.last_compute_s / 2
+    p.wait()
+    after = np.array(p.line_fit.y)
+    assert not np.allclose(after, before)
+    # the plotted curve is the junction's own spectrum at x = 5 nm (independently: Junction → line_scan)
+    v = {k: float(r.value.value) for k, r in p.table.rows.items()}
+    junction = proximity.Junction(gamma=v["gamma_mismatch"], temperature=v["temperature"],
+                                  **{k: v[k] for k in ("delta_s", "delta_n", "xi_s", "xi_n", "gamma_b", "omega_c",
+                                                       "length_s", "length_n", "dynes_gamma")})
+    chain = {k: v[k] for k in ("temperature", "tip_delta", "tip_gamma", "vmod_rms")}
+    ref = proximity.line_scan(junction.solve(), p.spectrum["bias"], np.array([5.0]), n_energies=300,
+                              **chain).didv[0] * v["scale"]
+    np.testing.assert_allclose(after, ref, rtol=5e-3, atol=5e-3 * float(np.max(np.abs(ref))))
