@@ -43,7 +43,10 @@ Outputs: Δ(x), N(x, E), the 1/e decay length on each side (the distance from th
 which |Δ(x) − Δ_far| has fallen to 1/e of its interface value, Δ_far the value at the outer end;
 linear interpolation), the interface jump Δ(0⁻) − Δ(0⁺), the simulated line scan G(x, V)
 through the tunnelling chain (:func:`line_scan`), and fits of a Δ(x) profile or a whole line
-scan (:func:`fit_profile`, :func:`fit_line_scan`, :func:`fit_decay`).
+scan (:func:`fit_profile`, :func:`fit_line_scan`, :func:`fit_decay`).  The registered fit model
+``usadel`` (:func:`usadel_model`: the local DOS at a tip position x, one junction solve per
+parameter set) puts the same model behind the common interface: ``fitting.fit`` for one
+spectrum, ``fitting.fit_global`` with x per spectrum for a line scan (:func:`line_scan_datasets`).
 
 Paper: Lin et al. (``references.cite("lin2021_nipb")``) model the Pb(111)/Ni–Pb boundary this
 way; their "reflectivity r" is not defined in the text available to us, so :func:`gamma_b_from_r`
