@@ -52,7 +52,8 @@ from .specs import Spec
 
 __all__ = ["E0", "K1", "K2", "K3", "N_SITES", "D", "XI_J", "J0", "LAMBDA_F", "SPACING", "WIDTH", "DELTA",
            "GAMMA", "GAMMA_YSR", "WEIGHT", "ELECTRON_FRACTION", "reflection_basis", "lcao_matrix", "lcao",
-           "lcao_states", "lcao_fan", "extended_matrices", "extended", "extended_states", "site_positions",
+           "lcao_states", "lcao_fan", "extended_matrices", "extended", "extended_states", "extended_fan",
+           "EXTENDED_FAN_VARIABLES", "site_positions",
            "profile_weights", "chain_dos", "line_spectra"]
 
 # ----------------------------------------------------------------------------- parameters
@@ -335,6 +336,56 @@ def extended(n: int, *, d: float, xi_j: float, j0: float, lambda_f: float, norm:
     """
     E, P, _ = extended_states(n, d=d, xi_j=xi_j, j0=j0, lambda_f=lambda_f, norm=norm)
     return E, P.astype(int)
+
+
+#: the variables an extended-model fan can run over (keywords of :func:`extended`)
+EXTENDED_FAN_VARIABLES = ("d", "xi_j", "j0")
+
+
+def extended_fan(n: int, *, d: float, xi_j: float, j0: float, lambda_f: float, over: str, values: np.ndarray,
+                 norm: str = "consistent") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Even and odd shifts E − E₀ (meV) of the extended model along a sweep of d, ξ_J or J₀ (a fan diagram).
+
+    ``over`` names the swept keyword ("d" or "xi_j" in nm, "j0" in meV·nm), ``values`` its values; the
+    other keywords are fixed.  The shifts in meV are (J₀/λ_F) × the eigenvalues of (V, S) of
+    :func:`extended` at each value: linear in J₀ (one solve serves a J₀ sweep), a new (S, V) per
+    value of d or ξ_J.  Values where :func:`extended` refuses (numerically singular S at small d)
+    are left out.
+
+    Returns
+    -------
+    kept : ndarray (m,)
+        The swept values that were solved (ascending as given).
+    even, odd : ndarray (m, ⌈N/2⌉), (m, ⌊N/2⌋)
+        Shifts per sector, meV, ascending per row.
+    """
+    if over not in EXTENDED_FAN_VARIABLES:
+        raise ValueError(f"over must be one of {EXTENDED_FAN_VARIABLES}, got {over!r}")
+    n = _n(n)
+    xs = _v.array("values", np.atleast_1d(values)).ravel()
+    spec = {"d": D, "xi_j": XI_J, "j0": J0}[over]
+    for x in xs:
+        spec.check(x)
+    args = dict(d=d, xi_j=xi_j, j0=j0, lambda_f=lambda_f)
+    kept, ev, od = [], [], []
+    if over == "j0":
+        s, p = extended(n, **args, norm=norm)
+        for x in xs:
+            kept.append(x)
+            ev.append(s[p == 1] * x / lambda_f)
+            od.append(s[p == -1] * x / lambda_f)
+    else:
+        for x in xs:
+            try:
+                s, p = extended(n, **{**args, over: float(x)}, norm=norm)
+            except ValueError:
+                continue
+            kept.append(x)
+            ev.append(s[p == 1] * j0 / lambda_f)
+            od.append(s[p == -1] * j0 / lambda_f)
+    m = len(kept)
+    return (np.array(kept, dtype=float), np.array(ev, dtype=float).reshape(m, n - n // 2),
+            np.array(od, dtype=float).reshape(m, n // 2))
 
 
 # ----------------------------------------------------------------------------- spectra along the chain

@@ -11,7 +11,6 @@ from typing import Any
 import bqplot as bq
 import ipywidgets as w
 import numpy as np
-from scipy.interpolate import CubicSpline
 
 from gapscope.kernels import chains, tunneling, ysr
 from gapscope.kernels.references import cite
@@ -19,12 +18,28 @@ from gapscope.kernels.sampling import UnresolvedDOSError
 from gapscope.kernels.specs import Spec
 from gapscope.kernels.ysr import geometry
 
+from . import chains_lattice as cl
+from . import chains_tmatrix as tm
+from .chains_extended import EXTENDED_FANS
+from .chains_lattice import SITE_STEP  # noqa: F401 (panel-only specs: declared here for the architecture test)
+from .chains_tmatrix import BIAS, TIP_Y  # noqa: F401
+from .chains_tmatrix_view import (  # noqa: F401 (the T-matrix half's limits, re-exported)
+    CUSTOM_BOND,
+    FAN_BUDGET,
+    LDOS_BUDGET,
+    MAX_TMATRIX_SITES,
+    MIN_FAN_TR,
+    N_FAN_TR,
+    TMatrixPanelMixin,
+)
 from .colormap import colorbar_html, to_png
-from .panel import Cancelled, Panel, PanelInputError, Task
+from .panel import Panel, PanelInputError, Task
 from .params import param
+from .shiba_lattice import NK  # noqa: F401
 
 __all__ = ["ChainsPanel", "CHAINS_PARAMS", "CHAINS_PRESETS", "ChainsPreset", "MODELS", "TEXTURES", "BONDS",
-           "CUSTOM_BOND", "PROFILE_NOTE", "RASHBA_NOTE"]
+           "CUSTOM_BOND", "PROFILE_NOTE", "RASHBA_NOTE",
+           "LATTICE_NOTE"]
 
 # panel-only quantities: what is shown, not what the kernels take
 TIP_X = Spec("x_tip", "x_tip", "nm", 0.0, (-1.5, 1.5), (-50.0, 50.0), 0.01,
@@ -60,40 +75,30 @@ CHAINS_PARAMS = (
     param(tunneling.TIP_GAMMA),
     param(tunneling.VMOD_RMS, default=0.1, soft=(0.0, 0.3)),
     param(TIP_X),
+    param(tm.TIP_Y),
+    param(tm.BIAS, live=False),
     param(V_MAX),
+    *cl.CHAIN_LATTICE_PARAMS,            # the lattice substrates of the T-matrix model (widgets/chains_lattice.py)
+    param(cl.SITE_STEP, live=False),
 )
 
 MODELS = ("LCAO", "extended", "T-matrix")
 TEXTURES = ("fm", "afm", "spiral")
-CUSTOM_BOND = "custom (spacing slider)"
 BONDS = (CUSTOM_BOND, *geometry.NB110_BONDS)
 #: controls each model uses (the others are disabled)
 _USES = {
     "LCAO": {"n", "e0", "k1", "k2", "k3", "spacing", "gamma_ysr", "weight", "electron_fraction", "width"},
     "extended": {"n", "e0", "spacing", "lambda_f", "xi_j", "j0", "gamma_ysr", "weight", "electron_fraction",
                  "width"},
-    "T-matrix": {"n", "spacing", "t_r", "alpha", "beta", "kf", "hbar_vf", "pitch"},
+    "T-matrix": {"n", "spacing", "t_r", "alpha", "beta", "kf", "hbar_vf", "pitch", "y_tip", "bias",
+                 *cl.LATTICE_NAMES},
 }
 _COMMON = {"delta", "gamma", "temperature", "tip_delta", "tip_gamma", "vmod_rms", "x_tip", "v_max"}
-MAX_TMATRIX_SITES = 8
 MAX_EXTENDED_SITES = 24
 MAX_LCAO_SITES = 100
-MIN_TMATRIX_GAMMA = 0.01          # meV
-MAX_TMATRIX_ENERGIES = 20000
-MAX_LDOS_ENERGIES = 3000
-LDOS_CHUNK = 1.0                  # meV: the LDOS range is rounded out to multiples of it
 N_BIAS = 401
 N_X = 81
-N_X_TM = 41
 N_FAN = 121
-N_FAN_TR = 13
-MIN_FAN_TR = 5
-#: fan points × N² of the T-matrix fan (each point a root search costing ~N²)
-FAN_BUDGET = 360
-#: LDOS energies × atoms of the T-matrix spectrum and line profile (t(z) per energy, map rows per atom)
-LDOS_BUDGET = 10000
-#: values the T-matrix energies do not depend on (besides t_R, the fan's variable)
-_NOT_IN_ENERGIES = ("t_r", "x_tip", "v_max", "temperature", "tip_delta", "tip_gamma", "vmod_rms", "gamma")
 EVEN, ODD, NEUTRAL = "#1f4e9c", "#c0392b", "#2a7a2a"
 
 #: how the spatial profile is modelled (always shown)
@@ -103,6 +108,10 @@ PROFILE_NOTE = ("LCAO and extended model: each state n is a Lorentzian (half-wid
                 "g of width w at each atom (coefficients normalised, Σ_j C_jn² = 1). T-matrix: the LDOS of classical "
                 "spins with an s channel on a 2D band (no envelope model). All spectra go through the tunnelling "
                 "chain (superconducting tip, T, lock-in V_mod as rms).")
+LATTICE_NOTE = ("Lattice substrate: a tight-binding band (t, μ) with s-wave Δ and nearest-neighbour Rashba hopping t_R "
+                "(exact, no small-k mapping); each atom one on-site channel, exchange J·n̂·σ and potential K·τ_z in "
+                "meV; the atoms on lattice sites along a₁; positions, the line profile and the spiral pitch in "
+                "units of the lattice constant a.")
 RASHBA_NOTE = ("t_R enters the continuum Rashba band as α_R = 2 t_R a (a = 0.3294 nm, Nb): the small-k mapping of a "
                "nearest-neighbour tight-binding Rashba hopping, not exact at k_F a ≈ 3.")
 
@@ -167,22 +176,22 @@ CHAINS_PRESETS: dict[str, ChainsPreset] = {p.label: p for p in (
                  "k_F = 10 nm⁻¹, ħv_F = 179 meV·nm; α_R = 2 t_R a (small-k mapping); T = 0.32 K (the paper's "
                  "measurement temperature), no lock-in; Γ_t = 0.01 meV; the tip on the dimer's centre.",
                  dict(model="T-matrix", n=2, bond="√3a/2 [1-11]", spacing=round(_NB111, 4), texture="afm",
-                      alpha=0.7, beta=0.3, t_r=7.5, kf=10.0, hbar_vf=179.0, delta=1.5, gamma=0.0259,
+                      channels={"s": (0.7, 0.3)}, t_r=7.5, kf=10.0, hbar_vf=179.0, delta=1.5, gamma=0.0259,
                       temperature=0.32, tip_delta=1.43, tip_gamma=0.01, vmod_rms=0.0, x_tip=0.0, v_max=3.5)),
 )}
 
 
-def _sectors(E: np.ndarray, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return E[P == 1], E[P == -1]
-
-
-class ChainsPanel(Panel):
+class ChainsPanel(TMatrixPanelMixin, Panel):
     """Chains of magnetic adatoms: coupled YSR states in the LCAO, extended or T-matrix model.
 
-    Outputs: the spectrum at the tip (x_tip along the chain), the line profile dI/dV(x, V) along the
-    chain as an image, and a fan diagram of the states versus k₁ (LCAO), d/λ_F (extended) or t_R
-    (T-matrix; in the background, with progress) with even/odd colours.  ``curves`` holds the
-    last plotted data.
+    Outputs: the spectrum at the tip (x_tip along the chain; y_tip across it in the T-matrix model), the
+    line profile dI/dV(x, V) along the chain as an image or, for the T-matrix model on the continuum
+    band, the dI/dV map at V_map around the chain (click: move the tip), and a fan diagram of the states
+    versus k₁ (LCAO), d/λ_F, ξ_J/λ_F or J₀ (extended, "Fan against") or t_R (T-matrix; in the background,
+    with progress; the states at the current t_R as diamonds) with even/odd colours.  The T-matrix atoms
+    carry the orbital channels chosen as in the Shiba panel (the "Channel" dropdown picks which one the
+    α, β sliders edit), spins along a chosen axis, on the continuum Rashba band or a lattice substrate
+    (:mod:`.chains_lattice`).  ``curves`` holds the last plotted data.
     """
 
     TITLE = "YSR chains"
@@ -194,6 +203,7 @@ class ChainsPanel(Panel):
         style = {"description_width": "7em"}
         self.preset = w.Dropdown(options=["—"] + list(CHAINS_PRESETS), value="—", description="Preset", style=style,
                                  layout=w.Layout(width="20em"))
+        self.preset.add_class("gs-chains-preset")
         self.preset_info = w.HTML()
         self.readout = w.HTML()
         self.readout.add_class("gs-readout")
@@ -206,6 +216,10 @@ class ChainsPanel(Panel):
         self._engine: ysr.Engine | None = None
         self._fan_gen = 0
         self._wt_memo: dict[str, Any] = {}
+        self._map_memo: dict[str, Any] = {}
+        # the T-matrix atoms' orbital channels: which one the α, β sliders edit is the "channel" dropdown
+        self.channels: dict[str, tuple[float, float]] = {"s": (values.get("alpha", ysr.ALPHA.default),
+                                                               values.get("beta", ysr.BETA.default))}
         super().__init__(**values)
         self._enable_controls(None)
 
@@ -220,11 +234,25 @@ class ChainsPanel(Panel):
                                tooltip="T-matrix: a Nb(110) bond or the spacing slider"),
             "texture": w.Dropdown(options=list(TEXTURES), value="afm", description="Spins", style=style,
                                   tooltip="T-matrix: spin texture (fm, afm, spiral)"),
+            "axis": w.Dropdown(options=list(tm.SPIN_AXES), value="out of plane (z)", description="Spin axis",
+                               style=style, tooltip="T-matrix: the axis of the first spin (a spiral turns from it)"),
+            "channel": w.Dropdown(options=list(tm.CHANNEL_SHAPES), value="s", description="Channel", style=style,
+                                  tooltip="T-matrix: the orbital channel the α, β sliders edit (each atom carries "
+                                          "every channel with α or β ≠ 0)"),
+            "view": w.ToggleButtons(options=list(tm.LOWER_VIEWS), value="line profile", description="Show",
+                                    style={**style, "button_width": "7em"},
+                                    tooltip="T-matrix: the line profile along the chain or the map at V_map"),
+            "substrate": w.Dropdown(options=list(cl.SUBSTRATE_CHOICES), value="continuum", description="Substrate",
+                                    style=style, tooltip="T-matrix: the continuum Rashba band or a tight-binding "
+                                                         "lattice (sites along a₁; lengths in units of a)"),
+            "fan": w.Dropdown(options=list(EXTENDED_FANS), value="d/λ_F", description="Fan against", style=style,
+                              tooltip="extended model: the fan diagram's variable"),
         }
 
     model = property(lambda self: self.extras["model"])
     bond = property(lambda self: self.extras["bond"])
     texture = property(lambda self: self.extras["texture"])
+    channel = property(lambda self: self.extras["channel"])
 
     # ------------------------------------------------------------------ figures
     def build(self) -> w.Widget:
@@ -257,6 +285,26 @@ class ChainsPanel(Panel):
         self.fig_profile.add_class("gs-profile")
         self.colorbar = w.HTML()
 
+        mx, my = bq.LinearScale(), bq.LinearScale()
+        self.map_scales = (mx, my)
+        self.map_image = bq.Image(image=w.Image(value=to_png(np.zeros((2, 2))), format="png"),
+                                  scales={"x": mx, "y": my}, x=[-1.0, 1.0], y=[-1.0, 1.0])
+        self.map_image.on_element_click(self._map_clicked)
+        self.map_atoms = bq.Scatter(x=[0.0], y=[0.0], scales={"x": mx, "y": my}, colors=["white"], stroke="black",
+                                    default_size=30)
+        self.map_tip = bq.Scatter(x=[0.0], y=[0.0], scales={"x": mx, "y": my}, colors=["#ff4136"], marker="cross",
+                                  default_size=90)
+        self.map_axes = (bq.Axis(scale=mx, label="x along the chain (nm)", tick_format=".3g"),
+                         bq.Axis(scale=my, side="left", label="y across the chain (nm)", tick_format=".3g"))
+        self.fig_map = bq.Figure(marks=[self.map_image, self.map_atoms, self.map_tip], axes=list(self.map_axes),
+                                 title="dI/dV map (click: move tip)", min_aspect_ratio=1, max_aspect_ratio=1,
+                                 layout=w.Layout(width="380px", height="380px"),
+                                 fig_margin=dict(top=35, bottom=45, left=50, right=15))
+        self.fig_map.add_class("gs-map")
+        self.map_colorbar = w.HTML()
+        self.profile_box = w.VBox([self.fig_profile, self.colorbar])
+        self.map_box = w.VBox([self.fig_map, self.map_colorbar], layout=w.Layout(display="none"))
+
         fx, fy = bq.LinearScale(), bq.LinearScale()
         self.fan_scales = (fx, fy)
         sc = {"x": fx, "y": fy}
@@ -267,21 +315,26 @@ class ChainsPanel(Panel):
         self.fan_points = bq.Scatter(x=[0.0], y=[0.0], scales=sc, colors=[NEUTRAL], default_size=16,
                                      labels=["T-matrix |E|"], display_legend=True, visible=False)
         self.fan_rule = bq.Lines(x=[0.0, 0.0], y=[0.0, 1.0], scales=sc, colors=["#555555"], line_style="dotted")
+        # the states at the current value (T-matrix: at the current t_R), drawn over the fan
+        self.fan_now_points = bq.Scatter(x=[0.0], y=[0.0], scales=sc, colors=["#000000"], marker="diamond",
+                                         default_size=40, visible=False)
         self.fan_axis = bq.Axis(scale=fx, label="k₁ (meV)", num_ticks=6)
-        self.fig_fan = bq.Figure(marks=[self.fan_even, self.fan_odd, self.fan_points, self.fan_rule],
+        self.fig_fan = bq.Figure(marks=[self.fan_even, self.fan_odd, self.fan_points, self.fan_rule,
+                                        self.fan_now_points],
                                  title="Fan diagram (blue even, red odd)", legend_location="top-left",
                                  axes=[self.fan_axis, bq.Axis(scale=fy, side="left", label="E (meV)")],
                                  layout=w.Layout(width="380px", height="340px"),
                                  fig_margin=dict(top=35, bottom=45, left=55, right=10))
         self.fig_fan.add_class("gs-fan")
         spec_row = w.HBox([self.fig_spec, w.VBox([self.splitting], layout=w.Layout(width="11em"))])
-        lower = w.HBox([w.VBox([self.fig_profile, self.colorbar]), self.fig_fan])
+        lower = w.HBox([self.profile_box, self.map_box, self.fig_fan])
         return w.VBox([spec_row, lower, self.readout, self.rashba_note, self.note],
                       layout=w.Layout(flex="1 1 auto", min_width="500px"))
 
     def marks(self) -> Iterable[w.Widget]:
         return (self.line_didv, self.line_dos, self.profile_image, self.atoms, self.tip_rule, self.fan_even,
-                self.fan_odd, self.fan_points, self.fan_rule, *self.profile_scales, *self.fan_scales)
+                self.fan_odd, self.fan_points, self.fan_rule, self.fan_now_points, self.map_image, self.map_atoms,
+                self.map_tip, *self.profile_scales, *self.fan_scales, *self.map_scales)
 
     def header(self) -> list[w.Widget]:
         return [w.HBox([self.preset, self.reset_button]), self.preset_info, *self.extras.values()]
@@ -290,6 +343,11 @@ class ChainsPanel(Panel):
         return [(self.preset, "value", self._apply_preset),
                 (self.model, "value", self._enable_controls),
                 (self.texture, "value", self._enable_controls),
+                (self.extras["view"], "value", self._enable_controls),
+                (self.extras["substrate"], "value", self._enable_controls),
+                (self.controls["alpha"], "value", self._coupling_changed),
+                (self.controls["beta"], "value", self._coupling_changed),
+                (self.channel, "value", self._channel_selected),
                 (self.bond, "value", self._bond_selected)]
 
     def _enable_controls(self, _: Any) -> None:
@@ -297,10 +355,21 @@ class ChainsPanel(Panel):
         used = _USES[model] | _COMMON
         for name, c in self.controls.items():
             c.disabled = name not in used
-        if model == "T-matrix":
+        tmat = model == "T-matrix"
+        if tmat:
             self.controls["pitch"].disabled = self.texture.value != "spiral"
             self.controls["spacing"].disabled = self.bond.value != CUSTOM_BOND
-        self.bond.disabled = self.texture.disabled = model != "T-matrix"
+            self.controls["bias"].disabled = self.extras["view"].value != "map"
+        for name in ("bond", "texture", "axis", "channel", "view", "substrate"):
+            self.extras[name].disabled = not tmat
+        on_lattice = tmat and self.extras["substrate"].value != "continuum"
+        for name in cl.LATTICE_NAMES:
+            self.controls[name].disabled = not on_lattice
+        if on_lattice:
+            for name in ("alpha", "beta", "kf", "hbar_vf", "spacing"):
+                self.controls[name].disabled = True
+            self.bond.disabled = self.channel.disabled = True
+        self.extras["fan"].disabled = model != "extended"
 
     def _bond_selected(self, change: dict) -> None:
         if change["new"] in geometry.NB110_BONDS:
@@ -321,47 +390,18 @@ class ChainsPanel(Panel):
             self.preset_info.value = ""
             return
         self.preset_info.value = p.html()
-        self.set(**p.values)
+        values = dict(p.values)
+        if "channels" not in values:          # the α, β sliders then edit an s channel alone
+            values = {"channels": {"s": (values.pop("alpha", ysr.ALPHA.default), values.pop("beta", ysr.BETA.default))},
+                      **values}
+        self.set(**{"axis": "out of plane (z)", "view": "line profile", "y_tip": 0.0, "substrate": "continuum",
+                    **values})
         self._enable_controls(None)
 
     # ------------------------------------------------------------------ physics (kernels only)
     @staticmethod
     def hoppings(v: dict[str, Any]) -> tuple[float, float, float]:
         return (v["k1"], v["k2"], v["k3"])
-
-    @staticmethod
-    def tmatrix_model(v: dict[str, Any], t_r: float | None = None) -> tuple[ysr.Substrate, list[ysr.Impurity],
-                                                                             np.ndarray]:
-        """Substrate, impurities and 2D positions (nm) of the T-matrix chain (t_R from ``v`` unless given)."""
-        n = int(v["n"])
-        if n > MAX_TMATRIX_SITES:
-            raise PanelInputError(f"The T-matrix model takes up to {MAX_TMATRIX_SITES} atoms here (N = {n}); use "
-                                  "the LCAO or extended model for longer chains.")
-        if v["bond"] in geometry.NB110_BONDS:
-            pos = geometry.nb110_chain(n, bond=v["bond"])
-        else:
-            pos = geometry.line(n, spacing=v["spacing"])
-        spins = geometry.spin_texture(pos, texture=v["texture"], axis=(0.0, 0.0, 1.0),
-                                      pitch=v["pitch"] if v["texture"] == "spiral" else None)
-        imps = geometry.impurities(pos, spins, [ysr.Channel("s", v["alpha"], v["beta"])])
-        alpha_r = geometry.alpha_r_from_t_r(v["t_r"] if t_r is None else t_r)
-        try:
-            sub = ysr.Substrate(dim=2, kf=v["kf"], hbar_vf=v["hbar_vf"], delta=v["delta"], gamma=v["gamma"],
-                                rashba=alpha_r)
-        except ValueError as exc:
-            if alpha_r == 0.0 or "rashba" not in str(exc).lower():
-                raise
-            raise PanelInputError(f"Rashba SOC is not available for t_R = {v['t_r'] if t_r is None else t_r:g} meV: "
-                                  f"{exc}") from None
-        return sub, imps, pos
-
-    @staticmethod
-    def _tm_energies(sub: ysr.Substrate, imps: list[ysr.Impurity]) -> np.ndarray:
-        try:
-            return ysr.energies(sub, imps)
-        except (NotImplementedError, ImportError) as exc:
-            raise PanelInputError(f"The T-matrix engine cannot solve this substrate yet (Rashba α_R = "
-                                  f"{sub.rashba:g} meV·nm): {exc}") from None
 
     def compute(self, v: dict[str, Any], task: Task) -> dict[str, Any]:
         try:
@@ -378,7 +418,8 @@ class ChainsPanel(Panel):
         chain = dict(temperature=v["temperature"], tip_delta=tip_delta, tip_gamma=v["tip_gamma"],
                      vmod_rms=v["vmod_rms"])
         n = int(v["n"])
-        out: dict[str, Any] = {"values": dict(v), "model": model, "V": V, "tip_delta": tip_delta, "notes": []}
+        out: dict[str, Any] = {"values": dict(v), "model": model, "V": V, "tip_delta": tip_delta, "notes": [],
+                               "map": None, "map_note": ""}
         if model == "T-matrix":
             return self._compute_tmatrix(v, V, chain, out, task)
         if model == "LCAO":
@@ -396,26 +437,17 @@ class ChainsPanel(Panel):
                 raise PanelInputError(f"The extended model takes up to {MAX_EXTENDED_SITES} atoms here (N = {n}); "
                                       "use the LCAO model for longer chains.")
             s, P, C = chains.extended_states(n, d=v["spacing"], xi_j=v["xi_j"], j0=v["j0"], lambda_f=v["lambda_f"])
-            unit = v["j0"] / v["lambda_f"]
-            E = v["e0"] + unit * s
-            fan, kept = [], []
-            for r in np.linspace(0.05, 1.5, N_FAN):
-                try:
-                    sr, pr = chains.extended(n, d=r * v["lambda_f"], xi_j=v["xi_j"], j0=v["j0"],
-                                             lambda_f=v["lambda_f"])
-                except ValueError:          # over-complete sinc states at small d (long chains): not drawn
-                    continue
-                fan.append((v["e0"] + unit * sr, pr))
-                kept.append(r)
-            if not kept:
-                raise PanelInputError(f"The {n} sinc states are numerically linearly dependent at every d ≤ 1.5 λ_F "
-                                      "of the fan; use fewer atoms.")
-            if len(kept) < N_FAN:
-                out["notes"].append(f"The fan starts at d = {kept[0]:.2f} λ_F: below it the {n} sinc states are "
-                                    "numerically linearly dependent.")
-            fan_x, fan_label, fan_now = np.array(kept), "d/λ_F", v["spacing"] / v["lambda_f"]
-            fan_even = np.array([_sectors(e, p)[0] for e, p in fan])
-            fan_odd = np.array([_sectors(e, p)[1] for e, p in fan])
+            E = v["e0"] + v["j0"] / v["lambda_f"] * s
+            fan = EXTENDED_FANS[v["fan"]]
+            fan_x, fan_even, fan_odd = fan.compute(v)
+            if not fan_x.size:
+                raise PanelInputError(f"The {n} sinc states are numerically linearly dependent at every point of the "
+                                      f"fan against {fan.label}; use fewer atoms.")
+            if fan_x.size < len(fan.span(v)):
+                out["notes"].append(f"The fan against {fan.label} starts at {fan_x[0]:.2f}: below it the {n} sinc "
+                                    "states are numerically linearly dependent.")
+            fan_label, fan_now = fan.label, fan.now(v)
+            fan_even, fan_odd = fan_even.T, fan_odd.T
         even, odd = fan_even.T, fan_odd.T
         task.progress(0.3, "spectra along the chain …")
         pos = chains.site_positions(n, spacing=v["spacing"])
@@ -435,140 +467,6 @@ class ChainsPanel(Panel):
             out["notes"].append("Some states lie at or beyond the substrate gap (|E| ≥ Δ): the model still draws "
                                 "them as Lorentzians.")
         return out
-
-    def _tm_engine(self, sub: ysr.Substrate, imps: list[ysr.Impurity]) -> ysr.Engine:
-        """The panel's T-matrix engine, updated in place: its propagator caches survive coupling and spin changes."""
-        if self._engine is None:
-            self._engine = ysr.Engine(sub, imps, cache_mb=128.0)
-        else:
-            self._engine.update(sub, imps)
-        return self._engine
-
-    def _weights(self, V: np.ndarray, Eg: np.ndarray, bare: dict[str, float]) -> np.ndarray:
-        """The tunnelling chain's weights on the energy grid (memoised: they depend on the tip and T only)."""
-        key = (V.tobytes(), Eg.tobytes(), repr(sorted(bare.items())))
-        if self._wt_memo.get("key") != key:
-            self._wt_memo = {"key": key, "W": tunneling.didv_weights(V, Eg, **bare)}
-        return self._wt_memo["W"]
-
-    def _tm_key(self, v: dict[str, Any]) -> str:
-        """What the T-matrix energies depend on, except t_R (the fan's variable)."""
-        return repr({k: val for k, val in v.items() if k not in _NOT_IN_ENERGIES})
-
-    def _tm_energies_at(self, v: dict[str, Any], t_r: float) -> np.ndarray:
-        """YSR energies at t_R (memoised: the fan and the current point share them)."""
-        mk = f"{self._tm_key(v)}|{float(t_r)!r}"
-        e = self._tm_memo.get(mk)            # get: the fan job and the compute share the memo
-        if e is None:
-            if len(self._tm_memo) > 400:
-                self._tm_memo.clear()
-            s2, i2, _ = self.tmatrix_model(v, t_r=float(t_r))
-            e = self._tm_energies(s2, i2)
-            self._tm_memo[mk] = e
-        return e
-
-    @staticmethod
-    def fan_plan(v: dict[str, Any]) -> tuple[np.ndarray, str]:
-        """The t_R values of the T-matrix fan and a note when fewer than N_FAN_TR are taken.
-
-        Each point is a root search whose cost grows as N² (channel matrices of 4N × 4N at ~20–90
-        energies): at most ``FAN_BUDGET / N²`` points (≥ ``MIN_FAN_TR``).  The fan ends at the
-        spec's upper bound of t_R.
-        """
-        n = int(v["n"])
-        top = min(max(10.0, 1.3 * v["t_r"]), geometry.T_R.bounds[1])
-        count = int(min(N_FAN_TR, max(MIN_FAN_TR, FAN_BUDGET // max(n * n, 1))))
-        note = ""
-        if count < N_FAN_TR:
-            note = (f"The t_R fan is coarsened to {count} points (not {N_FAN_TR}) for N = {n} atoms: each point is a "
-                    "root search whose cost grows as N².")
-        return np.linspace(0.0, top, count), note
-
-    def _compute_tmatrix(self, v: dict[str, Any], V: np.ndarray, chain: dict[str, float], out: dict[str, Any],
-                         task: Task) -> dict[str, Any]:
-        sub, imps, pos = self.tmatrix_model(v)
-        n = int(v["n"])
-        if sub.gamma < MIN_TMATRIX_GAMMA:
-            raise PanelInputError(f"The T-matrix line profile needs Γ ≥ {MIN_TMATRIX_GAMMA:g} meV here (Γ = "
-                                  f"{sub.gamma:g} meV): its LDOS is sampled every Γ/4.")
-        # the chain without lock-in as weights on an energy grid; the lock-in is applied last, on the bias grid
-        bare = {**chain, "vmod_rms": 0.0}
-        Eg = tunneling.energy_grid(V, sample_gamma=sub.gamma, **bare)
-        if Eg.size > MAX_TMATRIX_ENERGIES:
-            raise PanelInputError(f"The tunnelling chain needs {Eg.size} energies here (a narrow tip Γ_t, low T or a "
-                                  f"wide bias range); the T-matrix panel takes up to {MAX_TMATRIX_ENERGIES}: raise "
-                                  "Γ_t or T, or lower V_max.")
-        # the LDOS (at ω + iΓ) is smooth on the scale Γ: computed every Γ/4 on a range rounded out to LDOS_CHUNK (so
-        # that a small change of T or of the tip keeps the grid, and the engine's cached maps) and interpolated onto
-        # the tip's grid; its cost grows as energies × atoms (t(z) per energy, the map rows per atom): at most
-        # LDOS_BUDGET of them
-        lo = LDOS_CHUNK * np.floor(Eg[0] / LDOS_CHUNK)
-        hi = LDOS_CHUNK * np.ceil(Eg[-1] / LDOS_CHUNK)
-        n_c = max(16, int(np.ceil((hi - lo) / (0.25 * sub.gamma))) + 1)
-        cap = min(MAX_LDOS_ENERGIES, max(16, LDOS_BUDGET // max(n, 1)))
-        if n_c > cap:
-            n_c = cap
-            out["notes"].append(f"The LDOS is sampled every {(hi - lo) / (n_c - 1):.3g} meV, coarser than "
-                                f"Γ/4 (at most {cap} energies for N = {n}): lower V_max, raise Γ or take fewer atoms "
-                                "for an exact spectrum.")
-        task.progress(0.05, "YSR energies …")
-        E = self._tm_energies_at(v, v["t_r"])
-        task.check()
-        eng = self._tm_engine(sub, imps)
-        angle = float(np.arctan2(pos[-1, 1] - pos[0, 1], pos[-1, 0] - pos[0, 0])) if len(pos) > 1 else 0.0
-        u = np.array([np.cos(angle), np.sin(angle)])
-        s_sites = pos @ u
-        rc = 0.1                       # orbital radius of the map propagators, nm (as the Shiba panel)
-        task.progress(0.15, "spectrum at the tip and line profile …")
-        x = np.linspace(s_sites.min() - 0.5, s_sites.max() + 0.5, N_X_TM)
-        Wt = self._weights(V, Eg, bare)
-        Ec = np.linspace(lo, hi, n_c)
-        line = x[:, None] * u[None, :]          # the line profile's points: fixed while the tip moves (cached maps)
-        Lc = np.vstack([eng.ldos(v["x_tip"] * u[None, :], Ec, orbital_radius=rc),
-                        eng.ldos(line, Ec, orbital_radius=rc)])
-        task.check()
-        spline = CubicSpline(Ec, Lc, axis=1)
-        G_all = spline(Eg) @ Wt.T
-        if chain["vmod_rms"] > 0.0:
-            G_all = np.array([tunneling.lockin(V, g, vmod_rms=chain["vmod_rms"]) for g in G_all])
-        G, G_line = G_all[0], G_all[1:]
-        rho = spline(V)[0]
-        self.finite("dI/dV", G, G_line, rho)
-        # the fan over t_R: what is memoised now, the rest in the background after the first draw (after_draw)
-        trs, fan_note = self.fan_plan(v)
-        if fan_note:
-            out["notes"].append(fan_note)
-        fx, fy, missing, _ = self._fan_points(v, trs, only_memo=True)
-        split = float(E[1] - E[0]) if E.size >= 2 else None
-        out.update(E=E, P=np.zeros(E.size, dtype=int), G=G, rho=rho, x=x, profile=G_line, sites=s_sites,
-                   fan_x=np.array(fx), fan_even=None, fan_odd=None, fan_points=np.array(fy), fan_label="t_R (meV)",
-                   fan_now=v["t_r"], splitting=split, fan_todo=trs if missing else None)
-        return out
-
-    def _fan_points(self, v: dict[str, Any], trs: np.ndarray, *, only_memo: bool = False,
-                    task: Task | None = None, gen: int | None = None
-                    ) -> tuple[list[float], list[float], bool, str]:
-        """Fan points (t_R, |E|) at ``trs``: (x, y, whether some were not memoised, the message of a refused t_R,
-        where the fan stops)."""
-        fx: list[float] = []
-        fy: list[float] = []
-        key = self._tm_key(v)
-        for i, t in enumerate(trs):
-            e = self._tm_memo.get(f"{key}|{float(t)!r}")
-            if e is None:
-                if only_memo:
-                    return fx, fy, True, ""
-                if task is not None:
-                    if gen is not None and gen != self._fan_gen:
-                        raise Cancelled()
-                    task.progress(i / len(trs), f"fan diagram: t_R = {t:.3g} meV …")
-                try:
-                    e = self._tm_energies_at(v, float(t))
-                except PanelInputError as exc:
-                    return fx, fy, False, str(exc)
-            fx.extend([float(t)] * len(e))
-            fy.extend(e.tolist())
-        return fx, fy, False, ""
 
     def after_draw(self, r: dict[str, Any]) -> None:
         """The T-matrix fan points not yet memoised: a background job (progress, Cancel), drawn when done."""
@@ -616,23 +514,45 @@ class ChainsPanel(Panel):
         v, V = r["values"], r["V"]
         self.line_didv.x, self.line_didv.y = V, r["G"]
         self.line_dos.x, self.line_dos.y = V, r["rho"]
+        as_map = r.get("map_L") is not None
+        self.profile_box.layout.display = "none" if as_map else None
+        self.map_box.layout.display = None if as_map else "none"
         x, M = r["x"], r["profile"]
-        lo, hi = float(M.min()), float(M.max())
-        old = self.profile_image.image
-        self.profile_image.image = w.Image(value=to_png(M.T[::-1], lo, hi), format="png")   # row 0: top (+V_max)
-        old.close()
-        self.profile_image.x, self.profile_image.y = [float(x[0]), float(x[-1])], [float(V[0]), float(V[-1])]
-        px, py = self.profile_scales
-        px.min, px.max = float(x[0]), float(x[-1])
-        py.min, py.max = float(V[0]), float(V[-1])
-        self.atoms.x, self.atoms.y = r["sites"], np.zeros(len(r["sites"]))
-        self.tip_rule.x, self.tip_rule.y = [v["x_tip"]] * 2, [float(V[0]), float(V[-1])]
-        self.colorbar.value = colorbar_html(lo, hi, "dI/dV (normalised)")
+        if M is not None:
+            lo, hi = float(M.min()), float(M.max())
+            old = self.profile_image.image
+            self.profile_image.image = w.Image(value=to_png(M.T[::-1], lo, hi), format="png")  # row 0: top (+V_max)
+            old.close()
+            self.profile_image.x, self.profile_image.y = [float(x[0]), float(x[-1])], [float(V[0]), float(V[-1])]
+            px, py = self.profile_scales
+            px.min, px.max = float(x[0]), float(x[-1])
+            py.min, py.max = float(V[0]), float(V[-1])
+            self.atoms.x, self.atoms.y = r["sites"], np.zeros(len(r["sites"]))
+            self.tip_rule.x, self.tip_rule.y = [v["x_tip"]] * 2, [float(V[0]), float(V[-1])]
+            self.colorbar.value = colorbar_html(lo, hi, "dI/dV (normalised)")
+        if as_map:
+            self._draw_map(r)
         self._draw_fan(r)
         self.curves = {"bias_mV": V, "didv": r["G"], "dos": r["rho"], "profile_x_nm": x, "profile": M,
                        "energies": r["E"], "parities": r["P"], "fan_x": r["fan_x"], "fan_even": r["fan_even"],
-                       "fan_odd": r["fan_odd"], "fan_points": r["fan_points"], "splitting_meV": r["splitting"]}
+                       "fan_odd": r["fan_odd"], "fan_points": r["fan_points"], "splitting_meV": r["splitting"],
+                       "map": r["map"], "map_half_width_nm": r.get("map_L"), "map_centre_nm": r.get("map_centre"),
+                       "map_bias_mV": r.get("map_bias")}
         self._readout(r)
+
+    def _map_clicked(self, _mark: Any, content: dict) -> None:
+        data = content.get("data", {})
+        try:
+            x, y = float(data["click_x"]), float(data["click_y"])
+        except (KeyError, TypeError, ValueError):
+            return
+        self.move_tip(x, y)
+
+    def move_tip(self, x: float, y: float) -> None:
+        """Put the tip at (x along, y across the chain) nm, within the controls' bounds, and update."""
+        lo, hi = TIP_X.bounds
+        ylo, yhi = tm.TIP_Y.bounds
+        self.set(x_tip=float(np.clip(x, lo, hi)), y_tip=float(np.clip(y, ylo, yhi)))
 
     def _draw_fan(self, r: dict[str, Any]) -> None:
         fx, fy = self.fan_scales
@@ -657,6 +577,12 @@ class ChainsPanel(Panel):
             self.fan_even.visible = self.fan_odd.visible = False
             self.fig_fan.title = ("T-matrix states |E| vs t_R (spins break the mirror: no parity)"
                                   + (" — computing …" if r.get("fan_todo") is not None else ""))
+        E_now = np.asarray(r["E"], dtype=float)
+        if r["fan_points"] is not None and E_now.size:
+            self.fan_now_points.x, self.fan_now_points.y = [float(r["fan_now"])] * E_now.size, E_now
+            self.fan_now_points.visible = True
+        else:
+            self.fan_now_points.visible = False
         ylo, yhi = float(allv.min()), float(allv.max())
         pad = 0.05 * max(yhi - ylo, 0.1)
         fy.min, fy.max = ylo - pad, yhi + pad
@@ -678,8 +604,19 @@ class ChainsPanel(Panel):
         if r["model"] == "extended":
             rows.append(("units", f"J₀/λ_F = {v['j0'] / v['lambda_f']:.4g} meV; d/λ_F = "
                                   f"{v['spacing'] / v['lambda_f']:.3f}, ξ_J/λ_F = {v['xi_j'] / v['lambda_f']:.3f}"))
-        if r["model"] == "T-matrix":
+        on_lattice = r["model"] == "T-matrix" and v["substrate"] != "continuum"
+        if on_lattice:
+            sub = r["sub"]
+            rows.append(("lattice", f"{sub.kind}, t = {v['t']:g} meV, μ = {v['mu']:g} meV, t_R = {v['t_r']:g} meV "
+                                    f"(nearest-neighbour Rashba hopping), k-mesh {sub.nk[0]}×{sub.nk[1]}; atoms "
+                                    f"{int(v['site_step'])} sites apart along a₁, J = {v['exchange']:g} meV, "
+                                    f"K = {v['potential']:g} meV; lengths in units of a"))
+            if "tip_site" in r:
+                rows.append(("tip at site", f"({int(r['tip_site'][0])}, {int(r['tip_site'][1])})"))
+        elif r["model"] == "T-matrix":
             rows.append(("α_R", f"{geometry.alpha_r_from_t_r(v['t_r']):.4g} meV·nm = 2 t_R a (small-k mapping)"))
+            chans = ", ".join(f"{k} ({a:g}, {b:g})" for k, (a, b) in v["channels"].items() if a or b) or "none"
+            rows.append(("channels (α, β)", f"{chans}; spins {v['texture']}, axis {v['axis']}"))
         self.readout.value = ("<table style='font-size:0.9em'>" + "".join(
             f"<tr><td>{html.escape(a)}</td><td class='gs-ro-{i}'>{html.escape(b)}</td></tr>"
             for i, (a, b) in enumerate(rows)) + "</table>")
@@ -688,7 +625,8 @@ class ChainsPanel(Panel):
                                     f"style='font-size:1.4em'>{1e3 * r['splitting']:.2f} μeV</b></div>")
         else:
             self.splitting.value = ""
-        self.rashba_note.value = (f'<div style="font-size:0.8em;color:#555;max-width:34em">{html.escape(RASHBA_NOTE)}'
+        note = LATTICE_NOTE if on_lattice else RASHBA_NOTE
+        self.rashba_note.value = (f'<div style="font-size:0.8em;color:#555;max-width:34em">{html.escape(note)}'
                                   "</div>" if r["model"] == "T-matrix" else "")
         if r["notes"]:
             self.show_message(" ".join(r["notes"]), level="warning")

@@ -245,6 +245,95 @@ def test_extended_scaling_units_and_printed_normalisation():
     assert s40.size == 40 and np.all(np.isfinite(s40))
 
 
+# ----------------------------------------------------------------------------- extended model: fan diagrams
+def sector_energies_by_brute_force(N, d, xi):
+    """Even and odd shifts (units of J₀/λ_F) from the dense-grid V, the analytic S and parities from ⟨c|R|c⟩/⟨c|c⟩."""
+    V = brute_force_matrices(N, d, xi)
+    pos = d * np.arange(N)
+    w, U = eigh(V, np.sinc(2 * np.subtract.outer(pos, pos)))
+    par = np.rint(np.einsum("in,ij,jn->n", U, mirror(N), U) / np.einsum("in,in->n", U, U))
+    return np.sort(w[par == 1]), np.sort(w[par == -1])
+
+
+@pytest.mark.parametrize("over", ["xi_j", "d"])
+def test_extended_fan_equals_the_brute_force_eigenproblem_at_each_point(over):
+    N, j0, lam = 3, 1.7, 1.0
+    values = np.array([0.25, 0.45, 0.8]) if over == "xi_j" else np.array([0.35, 0.7, 1.2])
+    kept, even, odd = chains.extended_fan(N, d=0.7, xi_j=0.4, j0=j0, lambda_f=lam, over=over, values=values)
+    np.testing.assert_array_equal(kept, values)
+    assert even.shape == (3, 2) and odd.shape == (3, 1)
+    for i, x in enumerate(values):
+        d, xi = (0.7, x) if over == "xi_j" else (x, 0.4)
+        e, o = sector_energies_by_brute_force(N, d, xi)
+        np.testing.assert_allclose(even[i], j0 / lam * e, atol=1e-5)
+        np.testing.assert_allclose(odd[i], j0 / lam * o, atol=1e-5)
+
+
+def test_extended_fan_is_linear_in_j0_with_the_dimer_closed_form():
+    d, xi = 0.35, 0.4
+    J = lambda r: math.exp(-r ** 2 / xi ** 2) / (math.sqrt(math.pi) * xi)
+    C = quad(lambda r: sinc_state(r) ** 2 * J(r - d), d - 12 * xi, d + 12 * xi, limit=400)[0]
+    Dx = quad(lambda r: sinc_state(r) * J(r) * sinc_state(r - d), -12 * xi, 12 * xi, limit=400)[0]
+    S = float(np.sinc(2 * d))
+    j0s = np.array([0.1, 0.5, 2.0, 4.0])
+    kept, even, odd = chains.extended_fan(2, d=d, xi_j=xi, j0=1.0, lambda_f=2.0, over="j0", values=j0s)
+    # lengths in units of λ_F = 2 nm: d = 0.7 nm, ξ_J = 0.8 nm are the same model; shifts in meV = J₀/λ_F × shift
+    kept2, even2, odd2 = chains.extended_fan(2, d=2 * d, xi_j=2 * xi, j0=1.0, lambda_f=2.0, over="j0", values=j0s)
+    np.testing.assert_allclose(even2[:, 0], j0s / 2.0 * (C + Dx) / (1 + S), atol=1e-9)
+    np.testing.assert_allclose(odd2[:, 0], j0s / 2.0 * (C - Dx) / (1 - S), atol=1e-9)
+    assert kept.shape == (4,) and even.shape == (4, 1)
+
+
+def _pattern(even, odd):
+    """The parity sequence (ascending energy) of one fan column, e.g. 'oee'."""
+    E = np.concatenate([even, odd])
+    P = np.concatenate([np.ones(even.size), -np.ones(odd.size)])
+    return "".join("e" if p > 0 else "o" for p in P[np.argsort(E, kind="stable")])
+
+
+def _switches(kept, even, odd):
+    pats = [_pattern(e, o) for e, o in zip(even, odd, strict=True)]
+    return [(0.5 * (kept[i] + kept[i + 1]), pats[i], pats[i + 1]) for i in range(len(pats) - 1)
+            if pats[i] != pats[i + 1]]
+
+
+def test_extended_fan_against_xi_j_reproduces_the_fig_s5_orderings():
+    """Friedrich et al., Fig. S5 (as checked in the physics notes): at d = 0.7 λ_F the trimer is e o e for
+    ξ_J < 0.37 λ_F and o e e above; the tetramer e o e o → o e e o at ξ_J ≈ 0.30 and back at ≈ 0.62."""
+    xs = np.linspace(0.05, 1.5, 291)                        # steps of 0.005 λ_F
+    sw3 = _switches(*chains.extended_fan(3, d=0.7, xi_j=0.4, j0=1.0, lambda_f=1.0, over="xi_j", values=xs))
+    assert [(a, b) for _, a, b in sw3][:1] == [("eoe", "oee")] and sw3[0][0] == pytest.approx(0.37, abs=0.01)
+    sw4 = _switches(*chains.extended_fan(4, d=0.7, xi_j=0.4, j0=1.0, lambda_f=1.0, over="xi_j", values=xs))
+    assert [(a, b) for _, a, b in sw4][:2] == [("eoeo", "oeeo"), ("oeeo", "eoeo")]
+    assert sw4[0][0] == pytest.approx(0.30, abs=0.01) and sw4[1][0] == pytest.approx(0.62, abs=0.01)
+
+
+def test_extended_fan_against_d_reproduces_where_the_lcao_alternation_holds():
+    """Physics notes (Fig. S5): the LCAO-like alternation (parities alternate, the highest even) holds for
+    0.05 ≤ d/λ_F ≤ 0.59 (dimer), ≤ 0.58 (trimer), ≤ 0.46 (tetramer) at ξ_J = 0.4 λ_F, and again from
+    d ≈ 1.04 λ_F (dimer), 0.72 (trimer)."""
+    ds = np.linspace(0.05, 1.5, 1451)                       # steps of 0.001 λ_F
+    for N, edge, again in ((2, 0.59, 1.04), (3, 0.58, 0.72), (4, 0.46, None)):
+        kept, even, odd = chains.extended_fan(N, d=0.7, xi_j=0.4, j0=1.0, lambda_f=1.0, over="d", values=ds)
+        lcao = "".join("e" if (N - 1 - i) % 2 == 0 else "o" for i in range(N))      # ascending, the top even
+        ok = np.array([_pattern(e, o) == lcao for e, o in zip(even, odd, strict=True)])
+        last = kept[np.flatnonzero(~ok)[0] - 1]
+        assert np.all(ok[kept <= last]) and last == pytest.approx(edge, abs=0.006)
+        if again is not None:
+            assert kept[(kept > edge + 0.05) & ok][0] == pytest.approx(again, abs=0.006)
+
+
+def test_extended_fan_rejects_bad_input_and_leaves_out_singular_points():
+    with pytest.raises(ValueError, match="over"):
+        chains.extended_fan(3, d=0.7, xi_j=0.4, j0=1.0, lambda_f=1.0, over="lambda_f", values=[1.0])
+    with pytest.raises(ValueError, match="j0"):
+        chains.extended_fan(3, d=0.7, xi_j=0.4, j0=1.0, lambda_f=1.0, over="j0", values=[0.0])
+    kept, even, odd = chains.extended_fan(40, d=0.7, xi_j=0.4, j0=1.0, lambda_f=1.0, over="d",
+                                          values=[0.3, 0.7])      # d = 0.3: 40 sinc states over-complete
+    np.testing.assert_array_equal(kept, [0.7])
+    assert even.shape == (1, 20) and odd.shape == (1, 20)
+
+
 # ----------------------------------------------------------------------------- spectra and line profiles
 PROFILE = dict(delta=1.52, gamma=0.02, gamma_ysr=0.03, weight=0.1, electron_fraction=0.7)
 

@@ -262,8 +262,8 @@ def test_tmatrix_fan_at_the_largest_t_r_stays_within_the_t_r_bound(panel):
 
 def test_tmatrix_fan_is_coarsened_for_long_chains_with_a_note(panel, monkeypatch):
     """At most FAN_BUDGET / N² fan points (each a root search costing ~N²), said in the message."""
-    from gapscope.widgets import chains_panel
-    monkeypatch.setattr(chains_panel, "FAN_BUDGET", 45)             # N = 3: 45 // 9 = 5 points instead of 13
+    from gapscope.widgets import chains_tmatrix_view
+    monkeypatch.setattr(chains_tmatrix_view, "FAN_BUDGET", 45)       # N = 3: 45 // 9 = 5 points instead of 13
     panel.set(model="T-matrix", n=3)
     ready(panel)
     tr = np.unique(np.asarray(panel.curves["fan_x"]))
@@ -277,8 +277,8 @@ def test_tmatrix_fan_is_coarsened_for_long_chains_with_a_note(panel, monkeypatch
 def test_tmatrix_ldos_energies_are_capped_per_atom_with_a_note(panel, monkeypatch):
     """At most LDOS_BUDGET / N LDOS energies, said in the message; the coarse spectrum still matches the LDOS."""
     from gapscope.kernels import ysr
-    from gapscope.widgets import chains_panel
-    monkeypatch.setattr(chains_panel, "LDOS_BUDGET", 600)           # N = 3: 200 energies
+    from gapscope.widgets import chains_tmatrix_view
+    monkeypatch.setattr(chains_tmatrix_view, "LDOS_BUDGET", 600)     # N = 3: 200 energies
     panel.set(model="T-matrix", n=3, gamma=0.2, v_max=3.5, vmod_rms=0.0)
     ready(panel)
     assert "at most 200 energies for N = 3" in panel.message.value
@@ -336,3 +336,220 @@ def test_tmatrix_updates_reuse_the_engine_and_match_a_fresh_computation(panel):
     V = np.asarray(panel.curves["bias_mV"])
     fresh = ysr.Engine(sub, imps).ldos(np.array([[0.1, 0.0]]), V, orbital_radius=0.1)[0]
     np.testing.assert_allclose(panel.curves["dos"], fresh, rtol=1e-3, atol=1e-4)
+
+
+# ---------------------------------------------------------------------------- extended model: fan against ξ_J, J₀
+def parity_pattern(even_col, odd_col):
+    E = np.concatenate([even_col, odd_col])
+    P = np.concatenate([np.ones(even_col.size), -np.ones(odd_col.size)])
+    return "".join("e" if p > 0 else "o" for p in P[np.argsort(E, kind="stable")])
+
+
+def test_extended_fan_against_xi_j_matches_chains_extended_and_the_fig_s5_orderings(panel):
+    from gapscope.kernels import chains
+    panel.set(model="extended", n=3, e0=0.3, spacing=0.7, lambda_f=1.0, xi_j=0.4, j0=1.52, fan="ξ_J/λ_F")
+    ready(panel)
+    assert panel.fan_axis.label == "ξ_J/λ_F" and list(panel.fan_rule.x) == [pytest.approx(0.4)] * 2
+    assert not panel.extras["fan"].disabled
+    xs, even, odd = fan_from_plot(panel)
+    assert xs[0] == pytest.approx(0.05) and xs[-1] == pytest.approx(1.5)
+    for j in range(0, xs.size, 10):                       # each column against the kernel called on its own
+        s, p = chains.extended(3, d=0.7, xi_j=float(xs[j]), j0=1.52, lambda_f=1.0)
+        np.testing.assert_allclose(even[:, j], 0.3 + 1.52 * s[p == 1], atol=1e-12)
+        np.testing.assert_allclose(odd[:, j], 0.3 + 1.52 * s[p == -1], atol=1e-12)
+    # Fig. S5 (physics notes): the trimer at d = 0.7 λ_F is e o e below ξ_J ≈ 0.37 λ_F and o e e above
+    pats = [parity_pattern(even[:, j], odd[:, j]) for j in range(xs.size)]
+    assert all(pt == "eoe" for x, pt in zip(xs, pats, strict=True) if x < 0.36)
+    assert all(pt == "oee" for x, pt in zip(xs, pats, strict=True) if 0.38 < x < 0.6)
+    np.testing.assert_allclose(np.atleast_2d(panel.fan_even.y), even)
+
+
+def test_extended_fan_against_j0_is_linear_with_the_dimer_closed_form(panel):
+    panel.set(model="extended", n=2, e0=0.2, spacing=0.35, lambda_f=1.0, xi_j=0.4, j0=0.8, fan="J₀")
+    ready(panel)
+    assert panel.fan_axis.label == "J₀ (meV·nm)" and list(panel.fan_rule.x) == [pytest.approx(0.8)] * 2
+    d, xi = 0.35, 0.4
+    phi = lambda r: math.sqrt(2) * np.sinc(2 * r)
+    J = lambda r: math.exp(-r ** 2 / xi ** 2) / (math.sqrt(math.pi) * xi)
+    C = quad(lambda r: phi(r) ** 2 * J(r - d), d - 12 * xi, d + 12 * xi, limit=400)[0]
+    D = quad(lambda r: phi(r) * J(r) * phi(r - d), -12 * xi, 12 * xi, limit=400)[0]
+    S = float(np.sinc(2 * d))
+    j0, even, odd = fan_from_plot(panel)
+    assert j0.max() == pytest.approx(1.6)                   # up to 2 J₀ (at least 1 meV·nm)
+    np.testing.assert_allclose(even[0], 0.2 + j0 * (C + D) / (1 + S), atol=1e-9)
+    np.testing.assert_allclose(odd[0], 0.2 + j0 * (C - D) / (1 - S), atol=1e-9)
+    panel.set(model="LCAO")
+    ready(panel)
+    assert panel.extras["fan"].disabled and panel.fan_axis.label == "k₁ (meV)"
+
+
+# ---------------------------------------------------------------------------- T-matrix: channels, spin axes, map
+CUSTOM = "custom (spacing slider)"
+
+
+def tm_dimer(**kw):
+    return {**dict(model="T-matrix", n=2, texture="afm", t_r=7.5, kf=10.0, hbar_vf=179.0, delta=1.5, gamma=0.0259,
+                   temperature=0.32, tip_delta=1.43, tip_gamma=0.01, vmod_rms=0.0, x_tip=0.0), **kw}
+
+
+def test_tmatrix_orbital_channels_are_chosen_as_in_the_shiba_panel(panel):
+    from gapscope.kernels import ysr
+    panel.set(**tm_dimer(bond="√3a/2 [1-11]", spacing=0.2853), channels={"s": (0.7, 0.3)})
+    ready(panel)
+    panel.channel.value = "dxz"                     # the sliders now edit d_xz: starts uncoupled
+    assert panel.controls["alpha"].value == 0.0
+    panel.set(alpha=0.6, beta=0.1)
+    ready(panel)
+    assert panel.values["channels"] == {"s": (0.7, 0.3), "dxz": (0.6, 0.1)}
+    E = np.asarray(panel.curves["energies"])
+    # independent assembly: the √3a/2 [1-11] bond from its length and angle, AFM spins ±z, both channels
+    from gapscope.kernels.ysr import geometry
+    a = 0.3294
+    length, angle = geometry.NB110_BONDS["√3a/2 [1-11]"]
+    assert length == pytest.approx(math.sqrt(3) * a / 2, abs=1e-4)
+    r = 0.5 * length * np.array([math.cos(angle), math.sin(angle)])
+    chans = [ysr.Channel("s", 0.7, 0.3), ysr.Channel("dxz", 0.6, 0.1)]
+    imps = [ysr.Impurity(position=tuple(-r), spin=(0, 0, 1), channels=chans),
+            ysr.Impurity(position=tuple(r), spin=(0, 0, -1), channels=chans)]
+    sub = ysr.Substrate(dim=2, kf=10.0, hbar_vf=179.0, delta=1.5, gamma=0.0259, rashba=2 * 7.5 * a)
+    want = ysr.energies(sub, imps)
+    assert E.size == 4
+    np.testing.assert_allclose(E, want, atol=1e-9)
+    panel.channel.value = "s"                        # back to s: the sliders show its coupling again
+    assert (panel.controls["alpha"].value, panel.controls["beta"].value) == (0.7, 0.3)
+    assert "fewer" not in panel.message.value
+
+
+def test_tmatrix_afm_in_plane_perpendicular_spins_stay_degenerate_with_soc(panel):
+    """Paper 002 (Beck et al.): with Rashba SOC an AFM dimer splits for out-of-plane and in-plane ∥ bond spins,
+    but stays degenerate for in-plane spins ⊥ the mirror-symmetric bond."""
+    split = {}
+    for axis in ("out of plane (z)", "in plane ∥ chain", "in plane ⊥ chain"):
+        panel.set(**tm_dimer(bond="√3a/2 [1-11]", spacing=0.2853), channels={"s": (0.7, 0.3)}, axis=axis)
+        ready(panel)
+        split[axis] = panel.curves["splitting_meV"]
+    assert split["out of plane (z)"] == pytest.approx(2.02e-3, abs=1e-4)
+    assert split["in plane ∥ chain"] > 1e-3
+    assert split["in plane ⊥ chain"] < 1e-9
+    assert "μeV" in panel.splitting.value
+
+
+def test_tmatrix_spiral_spins_follow_the_pitch(panel):
+    """A spiral of pitch p = 2 × spacing: neighbours antiparallel, the AFM energies; pitch → a multiple of the chain:
+    all parallel, the FM energies."""
+    base = tm_dimer(bond=CUSTOM, spacing=0.5, t_r=0.0)
+    panel.set(**base, channels={"s": (0.7, 0.3)})
+    ready(panel)
+    afm = np.asarray(panel.curves["energies"])
+    panel.set(texture="fm")
+    ready(panel)
+    fm = np.asarray(panel.curves["energies"])
+    panel.set(texture="spiral", pitch=1.0)
+    ready(panel)
+    np.testing.assert_allclose(panel.curves["energies"], afm, atol=1e-9)
+    panel.set(pitch=0.5)
+    ready(panel)
+    np.testing.assert_allclose(panel.curves["energies"], fm, atol=1e-9)
+    assert CUSTOM == panel.bond.value
+
+
+def test_tmatrix_map_at_a_bias_matches_the_ldos_through_the_tip_and_a_click_moves_the_tip(panel):
+    from gapscope.kernels import ysr
+    panel.set(**tm_dimer(bond=CUSTOM, spacing=0.5, gamma=0.05), channels={"s": (0.7, 0.3)}, view="map", bias=2.2)
+    ready(panel)
+    assert panel.map_box.layout.display != "none" and panel.profile_box.layout.display == "none"
+    M = np.asarray(panel.curves["map"])
+    L, cs = panel.curves["map_half_width_nm"], panel.curves["map_centre_nm"]
+    assert M.shape == (64, 64) and L == pytest.approx(0.25 + 0.8) and cs == pytest.approx(0.0)
+    assert "dI/dV (normalised" in panel.map_colorbar.value and "gs-colorbar" in panel.map_colorbar.value
+    # independent: the atoms at (±0.25, 0) nm, the sample DOS at a pixel through the tunnelling chain at V_map
+    chans = [ysr.Channel("s", 0.7, 0.3)]
+    imps = [ysr.Impurity(position=(-0.25, 0.0), spin=(0, 0, 1), channels=chans),
+            ysr.Impurity(position=(0.25, 0.0), spin=(0, 0, -1), channels=chans)]
+    sub = ysr.Substrate(dim=2, kf=10.0, hbar_vf=179.0, delta=1.5, gamma=0.05, rashba=2 * 7.5 * 0.3294)
+    eng = ysr.Engine(sub, imps)
+    a = np.linspace(-L, L, 64)
+    chain = dict(temperature=0.32, tip_delta=1.43, tip_gamma=0.01, vmod_rms=0.0)
+    for i, j in ((20, 40), (32, 10), (5, 50)):
+        pt = (cs + a[j], a[::-1][i])
+        g = tunneling.didv(np.array([2.2]), sample_dos=eng.sample_dos(pt, orbital_radius=0.1), **chain)
+        assert M[i, j] == pytest.approx(float(np.ravel(g)[0]), rel=3e-3)
+    # a click on the map moves the tip there; the spectrum is then the LDOS at that point
+    panel._map_clicked(None, {"data": {"click_x": 0.31, "click_y": -0.2}})
+    ready(panel)
+    assert (panel.values["x_tip"], panel.values["y_tip"]) == (pytest.approx(0.31), pytest.approx(-0.2))
+    assert list(panel.map_tip.x) == [pytest.approx(0.31)] and list(panel.map_tip.y) == [pytest.approx(-0.2)]
+    V = np.asarray(panel.curves["bias_mV"])
+    direct = ysr.ldos(sub, imps, np.array([[0.31, -0.2]]), V, orbital_radius=0.1)[0]
+    np.testing.assert_allclose(panel.curves["dos"], direct, rtol=2e-3, atol=2e-4)
+    np.testing.assert_array_equal(panel.curves["map"], M)          # the map itself is reused (a tip move)
+
+
+def test_tmatrix_map_too_costly_is_refused_with_a_message(panel, monkeypatch):
+    from gapscope.widgets import chains_tmatrix
+    monkeypatch.setattr(chains_tmatrix, "affordable_pixels", lambda cost, npx: None)
+    panel.set(**tm_dimer(bond=CUSTOM, spacing=0.5), view="map")
+    ready(panel)
+    assert "The map is not drawn" in panel.message.value and panel.curves["map"] is None
+    assert "Traceback" not in panel.message.value
+
+
+# ---------------------------------------------------------------------------- T-matrix on a lattice substrate
+def _torus_helpers():
+    """The torus exact diagonalisation of tests/kernels/test_ysr_lattice.py (bond by bond in real space), loaded
+    from that file rather than copied."""
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "kernels" / "test_ysr_lattice.py"
+    spec = importlib.util.spec_from_file_location("_torus_ed_of_test_ysr_lattice", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.torus_bdg, mod.add_impurity
+
+
+def test_tmatrix_chain_on_a_lattice_equals_torus_exact_diagonalisation(panel):
+    """nk = 10: the chain's G₀ is the 10×10 torus's k-sum, so its YSR energies and LDOS are those of the torus's BdG
+    matrix with the two atoms on sites (0, 0) and (2, 0) (AFM ±z), with nearest-neighbour Rashba t_R."""
+    torus_bdg, add_impurity = _torus_helpers()
+    L, t, mu, delta, gamma, t_r, J, K = 10, 1.0, -0.65, 0.3, 0.05, 0.3, 1.3, 0.4
+    panel.set(model="T-matrix", substrate="square", nk=L, n=2, site_step=2, texture="afm", axis="out of plane (z)",
+              t=t, mu=mu, delta=delta, gamma=gamma, t_r=t_r, exchange=J, potential=K, x_tip=1.2, y_tip=-0.1,
+              v_max=0.6, temperature=0.0, tip_delta=0.0, vmod_rms=0.0)
+    ready(panel)
+    assert "gs-error" not in panel.message.value, panel.message.value
+    assert "lattice" in panel.readout.value and "(1, 0)" in panel.readout.value          # the tip's nearest site
+    assert panel.controls["kf"].disabled and not panel.controls["mu"].disabled
+    H = torus_bdg(L, t=t, mu=mu, delta=delta, rashba=t_r)
+    for site, sz in (((0, 0), 1.0), ((2, 0), -1.0)):
+        H = add_impurity(H, L, site, exchange=J, potential=K, spin=(0.0, 0.0, sz))
+    ev, U = np.linalg.eigh(H)
+    ingap = np.sort(ev[(ev > 0) & (ev < delta)])
+    np.testing.assert_allclose(panel.curves["energies"], ingap, atol=1e-10)
+    assert ingap[1] - ingap[0] > 1e-4                                  # Rashba splits the AFM pair
+    # electron LDOS at site (1, 0) from the eigenvectors (the panel samples it every Γ/4 and interpolates)
+    i = 1 * L + 0
+    amp = (np.abs(U[4 * i:4 * i + 2, :]) ** 2).sum(axis=0)
+    V = np.asarray(panel.curves["bias_mV"])
+    n0 = panel.result["sub"].n0
+    ref = -np.imag((amp[None, :] / (V[:, None] + 1j * gamma - ev[None, :])).sum(axis=1)) / (2 * np.pi * n0)
+    np.testing.assert_allclose(panel.curves["dos"], ref, rtol=2e-3, atol=1e-4)
+    # the t_R fan on the lattice: AFM degenerate at t_R = 0 (the torus at t_R = 0 too), split above
+    tr, E = np.asarray(panel.curves["fan_x"]), np.asarray(panel.curves["fan_points"])
+    H0 = torus_bdg(L, t=t, mu=mu, delta=delta, rashba=0.0)
+    for site, sz in (((0, 0), 1.0), ((2, 0), -1.0)):
+        H0 = add_impurity(H0, L, site, exchange=J, potential=K, spin=(0.0, 0.0, sz))
+    e0 = np.linalg.eigvalsh(H0)
+    np.testing.assert_allclose(np.sort(E[tr == 0.0]), np.sort(e0[(e0 > 0) & (e0 < delta)]), atol=1e-10)
+    assert np.unique(tr).size == 5 and np.ptp(E[tr == 0.0]) < 1e-9
+
+
+def test_tmatrix_too_many_channel_sites_is_a_message(panel):
+    from gapscope.widgets.chains_tmatrix import MAX_CHANNEL_SITES
+    chans = {"s": (0.7, 0.3), "dxz": (0.6, 0.1), "dyz": (0.5, 0.1), "dxy": (0.4, 0.0)}
+    panel.set(**tm_dimer(bond=CUSTOM, spacing=0.5, n=4), channels=chans)
+    ready(panel)
+    assert MAX_CHANNEL_SITES < 16 and f"up to {MAX_CHANNEL_SITES}" in panel.message.value
+    assert "Traceback" not in panel.message.value
+    panel.set(n=3)                                    # 3 × 4 = 12: solved
+    ready(panel)
+    assert "gs-error" not in panel.message.value and np.asarray(panel.curves["energies"]).size == 12
