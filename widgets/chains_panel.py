@@ -32,7 +32,7 @@ from .chains_tmatrix_view import (  # noqa: F401 (the T-matrix half's limits, re
     N_FAN_TR,
     TMatrixPanelMixin,
 )
-from .colormap import colorbar_html, to_png
+from .colormap import clicked_at, colorbar_html, to_png
 from .panel import Panel, PanelInputError, Task
 from .params import param
 from .shiba_lattice import NK  # noqa: F401
@@ -541,12 +541,9 @@ class ChainsPanel(TMatrixPanelMixin, Panel):
         self._readout(r)
 
     def _map_clicked(self, _mark: Any, content: dict) -> None:
-        data = content.get("data", {})
-        try:
-            x, y = float(data["click_x"]), float(data["click_y"])
-        except (KeyError, TypeError, ValueError):
-            return
-        self.move_tip(x, y)
+        at = clicked_at(content)
+        if at is not None:
+            self.move_tip(*at)
 
     def move_tip(self, x: float, y: float) -> None:
         """Put the tip at (x along, y across the chain) nm, within the controls' bounds, and update."""

@@ -42,3 +42,13 @@ def colorbar_html(lo: float, hi: float, label: str) -> str:
             f"<div style='height:10px;background:linear-gradient(to right, {stops})'></div>"
             f"<div style='display:flex;justify-content:space-between'><span>{lo:.4g}</span>"
             f"<span>{label}</span><span>{hi:.4g}</span></div></div>")
+
+
+def clicked_at(content: dict) -> tuple[float, float] | None:
+    """The (x, y) data coordinates of a click on a bqplot ``Image`` (its ``on_element_click`` content),
+    or None when the message carries none."""
+    data = content.get("data", {})
+    try:
+        return float(data["click_x"]), float(data["click_y"])
+    except (KeyError, TypeError, ValueError):
+        return None

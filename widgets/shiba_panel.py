@@ -16,7 +16,7 @@ from gapscope.kernels import tunneling, ysr
 from gapscope.kernels.references import cite
 from gapscope.kernels.specs import Spec
 
-from .colormap import colorbar_html, ticks, to_png
+from .colormap import clicked_at, colorbar_html, ticks, to_png
 from .panel import Panel, PanelInputError, Task
 from .params import format_value, param, parse_value
 from .shiba_lattice import LATTICE_PARAMS, MAP_SITES, NK, SUBSTRATES, LatticeView  # noqa: F401 (panel-only specs)
@@ -425,12 +425,9 @@ class ShibaPanel(Panel):
         self.move_tip(x, y)
 
     def _map_clicked(self, _mark: Any, content: dict) -> None:
-        data = content.get("data", {})
-        try:
-            x, y = float(data["click_x"]), float(data["click_y"])
-        except (KeyError, TypeError, ValueError):
-            return
-        self.move_tip(x, y)
+        at = clicked_at(content)
+        if at is not None:
+            self.move_tip(*at)
 
     def move_tip(self, x: float, y: float) -> None:
         """Put the tip at (x, y) nm and update the spectrum there."""
