@@ -77,8 +77,9 @@ def substrate(sub: ysr.Substrate, name: str, delta: float | None = None, rashba:
 def rows(repeat: int = 5, sizes: tuple[int, ...] = (64, 128), old_max: int = 64) -> None:
     """Print the rows; the reduced-map path ('before') only up to ``old_max``² pixels (it takes minutes at 128²).
 
-    Rashba rows: 'fast' is the fast path with the channel-block kernels and merged cross-site products,
-    'dense' the same fast path as it was before (``Engine.block_kernels = False``: dense T̃ products, two
+    Rashba rows: 'fast' is the fast path (harmonic basis of 24 functions per 5-channel site, energy-summed
+    term kernels P = Σ_α c_α(z) P_α, merged cross-site products, closed-form radial profiles), 'dense' the same
+    factorisation with per-energy kernels (``Engine.block_kernels = False``: dense T̃ products, two
     cross-site products per pair; ``_FastMap.pair_ratios = False``: S̄ tabulated and interpolated separately),
     and 't_R' a Rashba change (propagators and the map's tables rebuilt)."""
     base, cases, E, W = setups()

@@ -2,6 +2,8 @@
 Nb(110)-like 2D band with α_R = 2·7.5·0.3294 meV nm, per coupling (α) change through ``Engine`` (caches
 kept across ``Engine.update``), per α_R change (propagators rebuilt), YSR energies and a small map.
 
+The α change touches the s channels only (2 of 10 for the dimer: the other 8 are folded into effective
+propagators once, :meth:`Engine._downfold`; all 10 for the chain: the full tip-column solve).
 Prints measured numbers (best and median of N, shared machine); it is not a timed test.  ``rows()``
 prints the lines (for ``benchmarks/bench.py``); run alone with ``.venv/bin/python benchmarks/bench_ysr_rashba.py``.
 """
@@ -35,9 +37,12 @@ def _chain(alpha: float, rashba: float = AR) -> tuple[ysr.Substrate, list[ysr.Im
 
 def _alpha_row(name: str, build, point: tuple[float, float]) -> None:
     w = np.linspace(-3.0, 3.0, N_E)
-    for label, tip_columns in (("after: tip-column solve", True), ("before: full t, two-step contraction", False)):
+    for label, tip_columns, fold in (("after: tip columns, unchanged channels folded", True, True),
+                                     ("before: tip-column solve over all channels", True, False),
+                                     ("before that: full t, two-step contraction", False, False)):
         eng = ysr.Engine(*build(0.7))
         eng.tip_columns = tip_columns
+        eng.fold_channels = fold
         eng.ldos([point], w)                                   # warm the propagator caches
         alphas = iter(np.linspace(0.5, 0.9, 10000))
 

@@ -13,7 +13,7 @@ harmonic radial profiles (:class:`_FastMap`), so that the pixels see only a few 
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 
 import numpy as np
 from scipy import sparse
@@ -67,6 +67,9 @@ class Engine:
     fast_maps: bool = True
     #: tip spectra of a few points by the tip-column solve (:meth:`_tip_columns`) where it applies (False: the full t)
     tip_columns: bool = True
+    #: tip spectra after a change of a few channels' vertices: fold the unchanged channels (:meth:`_downfold`)
+    #: (False: the tip-column solve over all channels every time — for benchmarks and comparisons)
+    fold_channels: bool = True
     #: fast maps of the generic reduction from channel blocks of t (:meth:`_FastMap.correction_t`) and merged
     #: cross-site products (False: the dense T̃ products, as before — for benchmarks and comparisons)
     block_kernels: bool = True
@@ -77,6 +80,7 @@ class Engine:
         self._g: dict = {}
         self._y: dict = {}
         self._b: dict = {}
+        self._d: dict = {}
 
     def _set(self, substrate: Substrate, impurities: Sequence[Impurity]) -> None:
         self.substrate = substrate
@@ -92,6 +96,7 @@ class Engine:
             self._g.clear()
             self._y.clear()
             self._b.clear()
+            self._d.clear()
         return self
 
     def _state(self) -> Hashable:
@@ -202,24 +207,83 @@ class Engine:
         """Rows per τ component of the reduced map (several tip orbitals of a lattice stack on the K axis)."""
         return max(1, len(getattr(self.prop, "tip_orbitals", (None,))))
 
-    def _tip_columns(self, rows: np.ndarray, cols: np.ndarray, z: np.ndarray, spin: np.ndarray) -> np.ndarray:
+    def _tip_columns(self, rows: np.ndarray, cols: np.ndarray, z: np.ndarray, spin: np.ndarray,
+                     key: Hashable | None = None) -> np.ndarray:
         """−½ Im Σ rows·T̃·cols, (P, E), for the generic reduction T̃[(s, i), (s′, j)] = S[s′, s] t[i, j] without
         forming t: X = t·c = (1 − v𝒢)⁻¹(v·c) for the K·P·2 tip columns c = cols[k, p, e, (s′, ·)] only
         (one LU of the n × n matrix per energy and a few right-hand sides instead of n), then
         Σ_{k,s,i} rows[k, p, e, (s, i)] Σ_{s′} S[s′, s] X[k, p, e, s′, i].  v is block-diagonal (4 × 4 per
-        channel), so v𝒢 and v·c are block products."""
+        channel), so v𝒢 and v·c are block products.  With ``key`` (the tip geometry and energies), a later call
+        after a change of at most half of the channels' vertices solves only for those (:meth:`_downfold`)."""
         G = self.channel_matrix(z)
         E, n, _ = G.shape
-        C = n // 4
         vb = vertex_blocks(self.prop)                                       # (C, 4, 4)
+        K, P = cols.shape[:2]
+        R = rows.reshape(K * P, E, 2, n).transpose(1, 0, 2, 3)                  # (E, q = (k, p), s, i)
+        c = cols.reshape(K * P, E, 2, n).transpose(1, 3, 0, 2)                  # (E, i, q, s′)
+        D = self._downfold(key, vb, G, R, c) if key is not None and self.fold_channels else None
+        if D is None:
+            X = self._solve_columns(vb, G, c)
+            V = np.einsum("eqsi,eiqt->eqst", R, X)                              # rows_(q, s) · X_(q, s′)
+        else:                           # only the channels C changed since D was built: an nC × nC solve
+            ic, G_eff, c_eff, r_eff, base = D
+            X_C = self._solve_columns(vb[ic], G_eff, c_eff)
+            V = base + np.einsum("eqsj,ejqt->eqst", r_eff, X_C)
+        out = np.einsum("ts,eqst->qe", spin, V).reshape(K, P, E).sum(axis=0)    # Σ_{s,s′} S[s′, s] V
+        return -0.5 * np.imag(out)
+
+    @staticmethod
+    def _solve_columns(vb: np.ndarray, G: np.ndarray, c: np.ndarray) -> np.ndarray:
+        """X = (1 − v𝒢)⁻¹ v·c for block-diagonal v (blocks vb (C, 4, 4)), 𝒢 (E, n, n), c (E, n, …)."""
+        E, n, _ = G.shape
+        C = vb.shape[0]
         A = np.matmul(-vb, G.reshape(E, C, 4, n)).reshape(E, n, n)
         A[:, np.arange(n), np.arange(n)] += 1.0
-        K, P = cols.shape[:2]
-        c = cols.reshape(K, P, E, 2, n)
-        rhs = np.einsum("cab,kpescb->ecakps", vb, c.reshape(K, P, E, 2, C, 4))
-        X = np.linalg.solve(A, rhs.reshape(E, n, K * P * 2)).reshape(E, n, K, P, 2)
-        Y = np.einsum("ts,eikpt->kpesi", spin, X)                             # Σ_{s′} S[s′, s] X[…, s′]
-        return -0.5 * np.imag(np.einsum("kpesi,kpesi->pe", rows.reshape(K, P, E, 2, n), Y))
+        rhs = np.matmul(vb, c.reshape(E, C, 4, -1)).reshape(E, n, -1)
+        return np.linalg.solve(A, rhs).reshape(c.shape)
+
+    def _downfold(self, key: Hashable, vb: np.ndarray, G: np.ndarray, R: np.ndarray, c: np.ndarray
+                  ) -> tuple[np.ndarray, ...] | None:
+        """For a tip spectrum after a change of a few channels' vertices (couplings or spins) C, the unchanged
+        channels U folded into effective propagators (exact block elimination of (1 − v𝒢)X = v·c):
+
+            X_U = Y_c + Y_G X_C,  [Y_G, Y_c] = (1 − v_U 𝒢_UU)⁻¹ v_U [𝒢_UC, c_U],
+            (1 − v_C 𝒢_eff) X_C = v_C c_eff,  𝒢_eff = 𝒢_CC + 𝒢_CU Y_G,  c_eff = c_C + 𝒢_CU Y_c,
+            rows·X = rows_U·Y_c + (rows_C + rows_U Y_G)·X_C,
+
+        cached per tip geometry and energies while v_U stays: (channels C, 𝒢_eff, c_eff, r_eff, base), or None
+        (no earlier call to compare with, nothing or more than half of the channels changed: the full solve)."""
+        ent = self._d.get(key)
+        if ent is None:
+            if len(self._d) > 8:
+                self._d.clear()
+            self._d[key] = {"prev": vb.copy(), "D": None}
+            return None
+        D = ent["D"]
+        changed = np.any(vb != ent["prev"], axis=(1, 2))
+        ent["prev"] = vb.copy()
+        if D is not None and np.array_equal(vb[D[0]], D[1]):
+            return D[2:]
+        nC = int(changed.sum())
+        Ctot = vb.shape[0]
+        if nC == 0 or 2 * nC > Ctot:
+            return None
+        iu, ic = np.flatnonzero(~changed), np.flatnonzero(changed)
+        ru = (4 * iu[:, None] + np.arange(4)[None, :]).ravel()
+        rc_ = (4 * ic[:, None] + np.arange(4)[None, :]).ravel()
+        E = G.shape[0]
+        GUU, GUC = G[:, ru][:, :, ru], G[:, ru][:, :, rc_]
+        GCU, GCC = G[:, rc_][:, :, ru], G[:, rc_][:, :, rc_]
+        q = c.shape[2]
+        Y = self._solve_columns(vb[iu], GUU, np.concatenate([GUC, c[:, ru].reshape(E, ru.size, -1)], axis=2))
+        YG, Yc = Y[:, :, :rc_.size], Y[:, :, rc_.size:]
+        G_eff = GCC + GCU @ YG
+        c_eff = (c[:, rc_].reshape(E, rc_.size, -1) + GCU @ Yc).reshape(E, rc_.size, q, 2)
+        RU = R[..., ru]
+        r_eff = R[..., rc_] + (RU.reshape(E, -1, ru.size) @ YG).reshape(E, q, 2, rc_.size)
+        base = np.einsum("eqsi,eiqt->eqst", RU, Yc.reshape(E, ru.size, q, 2))
+        ent["D"] = (iu, vb[iu].copy(), ic, G_eff, c_eff, r_eff, base)
+        return ent["D"][2:]
 
     def _bulk(self, z: np.ndarray, part: str, spin: np.ndarray) -> np.ndarray:
         """−½ Im Tr[(P_part ⊗ S) g₀(z)], (E,), cached (it depends on the substrate only)."""
@@ -289,7 +353,7 @@ class Engine:
         if self._tip_columns_apply(pts.shape[0], n_k):
             rows, cols = self._reduced(pts, z, rc, part, exact=True)
             if cols is not None:
-                out += self._tip_columns(rows, cols, z, spin)
+                out += self._tip_columns(rows, cols, z, spin, key=(pts.tobytes(), z.tobytes(), rc, part))
                 return out
         tt = self.prop.reduce_t(self.t_matrix(z), spin)
         per_point = 2 * n_k * w.size * tt.shape[-1] * 16          # bytes of rows + cols for one point
@@ -395,7 +459,7 @@ class Engine:
         if self.prop.map_factors(np.array([1j]), part) is None:
             return slow
         factors = self.prop.map_factors(np.array([1j]), part)
-        n_fun = int(factors[0].shape[-1]) if factors is not None else 2 * channels   # F (Rashba: 6 per channel)
+        n_fun = int(factors[0].shape[-1]) if factors is not None else 2 * channels   # F (Rashba: harmonic basis)
         m = self.prop.reduce_t(np.zeros((1, self.prop.n, self.prop.n), dtype=complex), np.eye(2)).shape[-1]
         x = 2 * n_tau                                        # (τ, tip spin) pairs of the channel-block kernels
         kernel_tmp = 16.0 * E * max(m * m + m * n_fun + n_fun ** 2,                         # dense: T̃, T̃·P̄, 𝒦_e
@@ -410,6 +474,10 @@ class Engine:
         step = min(lam / _PER_WAVELENGTH, rho0 / _PER_RHO0) if rho0 > 0 else lam / _PER_WAVELENGTH
         radii = int(np.ceil(extent / step)) + 7
         per_site = min(radii, n_points) * Q * harmonics
+        if self.prop.map_factor_terms(np.array([1j]), part) is not None:    # energy-summed term kernels
+            nq, nt, n = Q * (Q + 1) / 2, 6.0, self.prop.n                       # node pairs, term pairs (A = 3)
+            kernel_tmp = max(kernel_tmp, 16.0 * (E * nq * nt + 2.0 * nq * nt * n * n + nq * (3 * n) ** 2
+                                                 + 2.0 * nq * 3 * n * n_fun + 3.0 * Q * Q * n_fun ** 2))
         fast_bytes = (solve + 4.0 * n_points * Q * n_fun * 16.0 + 3.0 * E * n_tau * m * n_fun * 16.0
                       + 2.0 * radii * Q * n_fun * 5 * 16.0 + 8.0 * len(self.prop.sites) * E * n_fun * 16.0
                       + kernel_tmp)
@@ -472,6 +540,8 @@ class Engine:
             bulk = float(self._bulk(z, part, spin) @ w)
             if not self.block_kernels:
                 return bulk + fast.correction(self.prop.reduce_t(t, spin) * w[:, None, None], merge=False)
+            if fast.terms is not None and fast.terms_cheaper(self.prop.n):    # P = Σ_α c_α P_α: energy sums first
+                return bulk + fast.correction_terms(t, w, spin, self.prop.reduce_t, self._generic_reduction())
             if fast.blocks is not None and self._generic_reduction():     # T̃ = S ⊗ t: channel blocks, no T̃
                 return bulk + fast.correction_t(t * w[:, None, None], spin)
             return bulk + fast.correction(self.prop.reduce_t(t, spin) * w[:, None, None])
@@ -605,16 +675,25 @@ class _FastMap:
 
     #: tabulate S only where S̄ = S·diag(d) on the radial grid (False: both, as before — for comparisons)
     pair_ratios: bool = True
+    #: use the propagators' term form of P (:meth:`correction_terms`) where offered (False: per-energy kernels)
+    use_terms: bool = True
 
     def __init__(self, prop: PropagatorSet, pts: np.ndarray, z: np.ndarray, rc: float, part: str,
                  tabulate: bool | None = None) -> None:
-        fac = prop.map_factors(z, part)
+        #: P = Σ_α c_α(z) P_α of :meth:`PropagatorSet.map_factor_terms`, or None (then P, P̄ are formed here;
+        #: with the terms they are formed only if :meth:`correction` asks for them)
+        self.terms = prop.map_factor_terms(z, part) if self.use_terms else None
+        fac = prop.map_factors(z if self.terms is None else z[:1], part)
         if fac is None:
             raise _NoFastMap("no smooth factorisation")
-        self.P, self.Pb, owner = fac
+        self._fac_args = (prop, z, part)
+        self._P: np.ndarray | None = fac[0] if self.terms is None else None
+        self._Pb: np.ndarray | None = fac[1] if self.terms is None else None
+        owner = fac[2]
+        self.n_fun = int(fac[0].shape[-1])
         self.nodes, self.L = self._nodes(prop, pts, z, rc)
         zq = z[self.nodes]
-        F = self.P.shape[-1]
+        F = self.n_fun
         Q = self.nodes.size
         self.tabulated: list[bool] = []
         #: per site: its columns in the Q·F layout, S and S̄ at the pixels (P, Q·F_i) (empty when a lone site's
@@ -637,7 +716,25 @@ class _FastMap:
             self.sites.append((cols, np.ascontiguousarray(s.reshape(pts.shape[0], -1)),
                                np.ascontiguousarray(sb.reshape(pts.shape[0], -1)), tables))
         self.n_pixels = pts.shape[0]
-        self.blocks = self._channel_blocks(prop.n)
+        self.blocks = self._channel_blocks(prop.n) if self.terms is None else None
+
+    def _factors(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._P is None or self._Pb is None:
+            prop, z, part = self._fac_args
+            fac = prop.map_factors(z, part)
+            assert fac is not None
+            self._P, self._Pb = fac[0], fac[1]
+        return self._P, self._Pb
+
+    @property
+    def P(self) -> np.ndarray:
+        """The energy factors P (K, E, m, F) of :meth:`PropagatorSet.map_factors`."""
+        return self._factors()[0]
+
+    @property
+    def Pb(self) -> np.ndarray:
+        """The energy factors P̄ (K, E, m, F)."""
+        return self._factors()[1]
 
     def _channel_blocks(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """For the generic reduction (rows a = s·n + 4c + j): when P and P̄ are block-diagonal by channel (channel
@@ -722,7 +819,12 @@ class _FastMap:
         grid = x0 + step * np.arange(n)
         orders, s, sb, idx = prop.map_harmonics(i, grid, height, zq, rc)       # (n, Q, H, F_i)
         F_i = s.shape[-1]
-        ratio = self._ratio(s.reshape(-1, F_i), sb.reshape(-1, F_i)) if self.pair_ratios else None
+        if not self.pair_ratios:
+            ratio = None
+        elif sb is s:                               # the propagators' S̄ is S itself
+            ratio = np.ones(F_i, dtype=complex)
+        else:
+            ratio = self._ratio(s.reshape(-1, F_i), sb.reshape(-1, F_i))
         both = s if ratio is not None else np.concatenate([s, sb], axis=-1)    # S̄ = S·diag(ratio): S only
         big = np.max(np.abs(both), axis=(0, 1))                                # (H, 2F_i)
         fs, hs = np.nonzero(big.T > 1e-14 * big.max())                         # the harmonics of each function,
@@ -730,22 +832,27 @@ class _FastMap:
         j0, w = _lagrange6(x0, step, n, d)
         stencil = sparse.csr_matrix((w.ravel(), (np.repeat(np.arange(d.size), 6),
                                                  (j0[:, None] + np.arange(6)[None, :]).ravel())), shape=(d.size, n))
-        acc = np.asarray(stencil @ table).reshape(d.size, zq.size, hs.size)
-        phase = np.exp(1j * np.outer(phi, np.arange(orders.min(), orders.max() + 1)))
+        # real stencil times the table's real and imaginary parts (half the products of a complex sparse product)
+        acc = np.ascontiguousarray(stencil @ table.view(np.float64)).view(complex).reshape(d.size, zq.size, hs.size)
+        phase = _phases(phi, np.arange(orders.min(), orders.max() + 1))
         acc *= phase[:, orders[hs] - orders.min()][:, None, :]
-        out = np.zeros((d.size, zq.size, both.shape[-1]), dtype=complex)       # pairs are sorted by function
-        first = np.flatnonzero(np.r_[True, fs[1:] != fs[:-1]])
-        count = np.diff(np.r_[first, fs.size])
-        for r in range(int(count.max())):                     # r-th harmonic of every function that has one
-            has = count > r
-            out[:, :, fs[first[has]]] += acc[:, :, first[has] + r]
+        if hs.size == both.shape[-1] and np.array_equal(fs, np.arange(hs.size)):
+            out = acc                               # one harmonic per function: acc is already S
+        else:
+            out = np.zeros((d.size, zq.size, both.shape[-1]), dtype=complex)   # pairs are sorted by function
+            first = np.flatnonzero(np.r_[True, fs[1:] != fs[:-1]])
+            count = np.diff(np.r_[first, fs.size])
+            for r in range(int(count.max())):                 # r-th harmonic of every function that has one
+                has = count > r
+                out[:, :, fs[first[has]]] += acc[:, :, first[has] + r]
         if ratio is not None:                       # S̄'s tables and pixel values from S's
             self._grid_ratio = ratio
             keep = ratio[fs] != 0
             tab = table.reshape(n, zq.size, hs.size)
+            same = bool(np.all(ratio == 1.0))
             tables = _SiteTables(stencil, phi, orders, tab, hs, fs,
-                                 tab[:, :, keep] * ratio[fs[keep]], hs[keep], fs[keep], idx)
-            return out, out * ratio, idx, tables
+                                 tab if same else tab[:, :, keep] * ratio[fs[keep]], hs[keep], fs[keep], idx)
+            return out, out if same else out * ratio, idx, tables
         left, right = fs < F_i, fs >= F_i
         tables = _SiteTables(stencil, phi, orders,
                              table.reshape(n, zq.size, hs.size)[:, :, left], hs[left], fs[left],
@@ -755,7 +862,11 @@ class _FastMap:
     @property
     def nbytes(self) -> int:
         per_site = sum(s.nbytes + sb.nbytes + (t.nbytes if t is not None else 0) for _, s, sb, t in self.sites)
-        return int(per_site + self.P.nbytes + self.Pb.nbytes + self.L.nbytes)
+        if self.terms is not None and self._P is None:
+            fac = sum(a.nbytes for a in self.terms)
+        else:
+            fac = self.P.nbytes + self.Pb.nbytes
+        return int(per_site + fac + self.L.nbytes)
 
     def correction(self, tt: np.ndarray, merge: bool = True) -> np.ndarray:
         """−½ Im S·𝒦·S̄ per pixel for the weighted T̃ (E, m, m) (w_e included), (P,).
@@ -765,7 +876,8 @@ class _FastMap:
         Lagrange, products oscillate at 2k: grid λ/128); the rest are (P × QF_i)·(QF_i × QF_j) products, the two
         of a site pair merged into one where S̄ = S·diag(d) per site (``merge``).
         """
-        Ke = sum(np.swapaxes(Pk, 1, 2) @ (tt @ Pbk) for Pk, Pbk in zip(self.P, self.Pb, strict=True))   # (E, F, F)
+        P, Pb = self._factors()
+        Ke = sum(np.swapaxes(Pk, 1, 2) @ (tt @ Pbk) for Pk, Pbk in zip(P, Pb, strict=True))   # (E, F, F)
         return self._correction(Ke, merge)
 
     def correction_t(self, tw: np.ndarray, spin: np.ndarray) -> np.ndarray:
@@ -784,7 +896,7 @@ class _FastMap:
         Z = tw.reshape(E, n, C, 4).transpose(0, 2, 1, 3)[None] @ Pbs                  # (x, E, d, (c, j), v)
         Z = np.ascontiguousarray(Z.reshape(-1, E, C, C, 4, f).transpose(0, 1, 3, 4, 2, 5)).reshape(-1, E, C, 4, C * f)
         Kb = (AT @ Z).sum(axis=0).reshape(E, C * f, C * f)                           # (E, (c, u), (d, v))
-        F = self.P.shape[-1]
+        F = self.n_fun
         order = cols.ravel()
         if C * f == F and np.array_equal(order, np.arange(F)):
             return self._correction(Kb)
@@ -792,12 +904,69 @@ class _FastMap:
         Ke[:, order[:, None], order[None, :]] = Kb
         return self._correction(Ke)
 
+    def terms_cheaper(self, n: int) -> bool:
+        """Whether :meth:`correction_terms` takes fewer multiplications than the per-energy kernels of
+        :meth:`correction` (it does for few nodes: its energy sums grow as Q², the per-energy kernels as E)."""
+        assert self.terms is not None
+        c, Pt, _ = self.terms
+        E, Q = self.L.shape
+        A, (K, _, m, F) = c.shape[0], Pt.shape
+        nq, na = Q * (Q + 1) // 2, A * (A + 1) // 2
+        terms = nq * na * E * n * n + K * 2 * nq * ((A * n) ** 2 * F + A * n * F * F)
+        dense = E * K * (m * m * F + m * F * F) + E * Q * Q * F * F
+        return terms <= dense
+
+    def correction_terms(self, t: np.ndarray, w: np.ndarray, spin: np.ndarray,
+                         reduce_t: Callable[[np.ndarray, np.ndarray], np.ndarray], generic: bool = False) -> np.ndarray:
+        """:meth:`correction` for factors P[k, e] = Σ_α c_α(z_e) P_α[k], P̄ likewise (:attr:`terms`), from t (E, n, n),
+        the weights w (E,) and the tip spin matrix: the energy sum first,
+
+            U_{qr,αβ} = Σ_e L_q(z_e) L_r(z_e) w_e c_α(z_e) c_β(z_e) t_e      (q ≤ r, α ≤ β: one product),
+            𝒦[(q, f), (r, g)] = Σ_{k,α,β} (P_α[k]ᵀ T̃(U_{qr,αβ}) P̄_β[k])[f, g],   T̃ = ``reduce_t`` (linear in t),
+
+        symmetric in (q, r); no per-energy kernels.  ``generic``: ``reduce_t`` is T̃[(s, i), (s′, j)] = S[s′, s] t[i, j],
+        whose S is then folded into P̄ instead of forming T̃ (half the products)."""
+        assert self.terms is not None
+        c, Pt, Pbt = self.terms
+        E, n, _ = t.shape
+        Q = self.L.shape[1]
+        A = c.shape[0]
+        K_, _, m, F = Pt.shape
+        iq, jq = np.triu_indices(Q)
+        ia, ja = np.triu_indices(A)
+        pair = np.zeros((A, A), dtype=np.intp)
+        pair[ia, ja] = pair[ja, ia] = np.arange(ia.size)
+        Wt = ((self.L[:, iq] * self.L[:, jq])[:, :, None] * (c[ia] * c[ja]).T[:, None, :] * w[:, None, None])
+        U = (Wt.reshape(E, -1).T @ t.reshape(E, n * n)).reshape(iq.size, ia.size, n, n)
+        Kq = np.zeros((iq.size, F, F), dtype=complex)
+        if generic and m == 2 * n:       # T̃ = S ⊗ U: fold S into P̄ (P̄ˢ[α, s, j] = Σ_s′ S[s′, s] P̄[α, s′, j])
+            Xu = U[:, pair].transpose(0, 1, 3, 2, 4).reshape(iq.size, A * n, A * n)       # blocks (α, β) of U
+            for k in range(K_):
+                Pbs = np.einsum("ts,atjg->sajg", spin, Pbt[k].reshape(A, 2, n, F)).reshape(2, A * n, F)
+                Pk = Pt[k].reshape(A, 2, n, F).transpose(1, 0, 2, 3).reshape(2, A * n, F)
+                for s_ in range(2):
+                    Kq += np.swapaxes(Pk[s_], 0, 1) @ (Xu @ Pbs[s_])
+        else:
+            Tt = reduce_t(U.reshape(-1, n, n), spin).reshape(iq.size, ia.size, m, m)
+            X = Tt[:, pair].transpose(0, 1, 3, 2, 4).reshape(iq.size, A * m, A * m)      # blocks (α, β)
+            for k in range(K_):
+                Kq += np.swapaxes(Pt[k].reshape(A * m, F), 0, 1) @ (X @ Pbt[k].reshape(A * m, F))
+        K = np.empty((Q, Q, F, F), dtype=complex)
+        K[iq, jq] = Kq
+        K[jq, iq] = Kq
+        return self._apply(K.transpose(0, 2, 1, 3).reshape(Q * F, Q * F))
+
     def _correction(self, Ke: np.ndarray, merge: bool = True) -> np.ndarray:
         """−½ Im S·𝒦·S̄ per pixel from the per-energy kernels 𝒦_e (E, F, F) (weights included)."""
         E, F, _ = Ke.shape
         Q = self.L.shape[1]
         LL = (self.L[:, :, None] * self.L[:, None, :]).reshape(E, Q * Q)
         K = (LL.T @ Ke.reshape(E, F * F)).reshape(Q, Q, F, F).transpose(0, 2, 1, 3).reshape(Q * F, Q * F)
+        return self._apply(K, merge)
+
+    def _apply(self, K: np.ndarray, merge: bool = True) -> np.ndarray:
+        """−½ Im S·𝒦·S̄ per pixel for the node kernel 𝒦 (Q·F, Q·F)."""
+        F = self.n_fun
         acc = np.zeros(self.n_pixels, dtype=complex)
         for i, (ci, si, _, ti) in enumerate(self.sites):
             for j, (cj, sj, sbj, _) in enumerate(self.sites):
@@ -822,7 +991,7 @@ class _SiteTables:
         self.s, self.ns, self.fs = s, orders[hs], idx[fs]          # (n, Q, U); orders; global function index
         self.sb, self.nb, self.fb = sb, orders[hb], idx[fb]
         self.orders = sorted({int(a + b) for a in np.unique(self.ns) for b in np.unique(self.nb)})
-        self.phase = np.exp(1j * np.outer(phi, self.orders))                   # e^{iNφ} at the pixels (P, N)
+        self.phase = _phases(phi, np.array(self.orders))                       # e^{iNφ} at the pixels (P, N)
 
     @property
     def nbytes(self) -> int:
@@ -845,6 +1014,19 @@ class _SiteTables:
         table = np.stack([out[N] for N in orders], axis=1)                        # (n, harmonics)
         at = np.asarray(self.stencil @ table)                                     # (P, harmonics)
         return np.einsum("pn,pn->p", at, self.phase[:, [self.orders.index(N) for N in orders]])
+
+def _phases(phi: np.ndarray, orders: np.ndarray) -> np.ndarray:
+    """e^{iNφ} (P, len(orders)) for integer orders N, by powers of e^{±iφ} (one complex exponential per point)."""
+    u = np.exp(1j * np.asarray(phi, dtype=float))
+    out = np.empty((u.size, len(orders)), dtype=complex)
+    top = int(np.max(np.abs(orders))) if len(orders) else 0
+    pw = [np.ones_like(u)]
+    for _ in range(top):
+        pw.append(pw[-1] * u)
+    for k, N in enumerate(orders):
+        out[:, k] = pw[N] if N >= 0 else np.conj(pw[-N])
+    return out
+
 
 def _lagrange4(grid: np.ndarray, values: np.ndarray, x: np.ndarray) -> np.ndarray:
     """4-point Lagrange interpolation on a uniform grid (clipped to its interior)."""

@@ -161,6 +161,13 @@ class PropagatorSet(abc.ABC):
         """
         return None
 
+    def map_factor_terms(self, z: np.ndarray, part: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Optional: :meth:`map_factors` as a short sum P[k, e] = Σ_α c_α(z_e) P_α[k] (P̄ likewise, same c) of
+        constant matrices — (c (A, E), P_α (K, A, m, F), P̄_α (K, A, m, F)) — or None.  Maps then sum t over
+        the energies first (one product for all Q² node pairs and A² term pairs) instead of forming the
+        per-energy kernels."""
+        return None
+
     def map_smooth(self, site: int, points: np.ndarray, z: np.ndarray, tip_radius: float
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The smooth functions of site ``site`` (see :meth:`map_factors`) at ``points`` (P, 3) nm,

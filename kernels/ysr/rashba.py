@@ -34,11 +34,15 @@ At α_R = 0 everything reduces to :class:`~.propagators.ContinuumPropagators`.
 
 Implementation: every propagator is linear in the scalar coefficients (a, b) of the helicity-even and
 -odd harmonics E_n = ½Σ_λ Γ^λ_n, O_n = ½Σ_λ λΓ^λ_n (τ-blocks a(z + Δτ_x)/Ω + bτ_z).  𝒢 is a constant
-sparse matrix times these coefficients (one Hankel pair per helicity, |n| and energy for all site pairs
-at once); the maps use the generic m = 2n reduction of :class:`~.propagators.PropagatorSet` and the
-smooth factorisation of the engine's fast maps (:meth:`RashbaPropagators.map_factors`,
-:meth:`~RashbaPropagators.map_smooth`: six functions (A, B of the spin elements ↑↑ = ↓↓, ↓↑, ↑↓) per
-channel, harmonics |n| ≤ 3, analytic in Ω).
+sparse matrix times these coefficients (Hankel functions H_0, H_1 per helicity and energy for all site
+pairs at once, higher orders by recurrence: :func:`helicity_radial_orders`); the maps use the generic
+m = 2n reduction of :class:`~.propagators.PropagatorSet` and the smooth factorisation of the engine's fast
+maps (:meth:`RashbaPropagators.map_factors`, :meth:`~RashbaPropagators.map_smooth`: per site the harmonics
+E_n, O_n its channels use (A and B coefficients, |n| ≤ 3, one angular harmonic each, analytic in Ω; 24
+functions for s + four d channels instead of 6 per channel), the channels' spin elements ↑↑ = ↓↓, ↓↑, ↑↓
+being fixed combinations of them carried by the energy factors, which are z/Ω, Δ/Ω, 1 times constant
+matrices (:meth:`~RashbaPropagators.map_factor_terms`)); :meth:`~RashbaPropagators.map_harmonics` is the
+closed form of their radial profiles.
 
 Units: meV, nm; α_R in meV·nm.  Conventions: :mod:`gapscope.kernels.ysr`.
 """
@@ -54,7 +58,7 @@ from scipy import sparse, special
 from .model import SHAPES, Impurity, Substrate
 from .propagators import PropagatorSet, _omega
 
-__all__ = ["RashbaPropagators", "helicity_radial", "spin_orbit_momentum"]
+__all__ = ["RashbaPropagators", "helicity_radial", "helicity_radial_orders", "spin_orbit_momentum"]
 
 #: (A, B) coefficients of a τ-block A·(z + Δτ_x)/Ω + B·τ_z
 Coef = tuple[np.ndarray, np.ndarray]
@@ -87,6 +91,47 @@ def helicity_radial(substrate: Substrate, lam: int, n: int, r: np.ndarray, z: np
     else:
         z2 = (qm / sm) * special.hankel2(n, qm * r)
     return -0.5 * (z1 + z2), -0.5j * (z1 - z2)
+
+
+def helicity_radial_orders(substrate: Substrate, lam: int, nmax: int, r: np.ndarray, z: np.ndarray) -> list[Coef]:
+    """:func:`helicity_radial` for n = 0 … nmax at once: H_0, H_1 from scipy, the higher orders by the upward
+    recurrence H_{n+1}(x) = (2n/x) H_n(x) − H_{n−1}(x) (stable for Hankel functions: they contain the dominant
+    Y_n), so two Hankel pairs instead of nmax + 1.  Same arguments and result as :func:`helicity_radial`."""
+    om = _omega(z, substrate.delta)
+    kso = spin_orbit_momentum(substrate)
+    kappa2 = 2.0 * substrate.kf * om / substrate.hbar_vf
+    s2 = substrate.kf ** 2 + kso ** 2
+    sp = np.sqrt(s2 + 1j * kappa2)
+    qp = sp - lam * kso
+    xp = qp * r
+    zz = np.asarray(z)
+    conj = bool(not np.any(zz.imag) and np.all(np.abs(zz.real) < substrate.delta) and np.all(np.isreal(r)))
+
+    def orders(h: Callable[[int, np.ndarray], np.ndarray], x: np.ndarray) -> list[np.ndarray]:
+        out = [h(0, x)]
+        if nmax >= 1:
+            out.append(h(1, x))
+        for n in range(1, nmax):
+            out.append((2.0 * n / x) * out[n] - out[n - 1])
+        return out
+    h1 = orders(special.hankel1, xp)
+    if conj:                        # real in-gap z: q₋ = q₊*, H⁽²⁾(x*) = H⁽¹⁾(x)*
+        wp = qp / sp
+        res = []
+        for a in h1:
+            z1 = wp * a
+            z2 = np.conj(z1)
+            res.append((-0.5 * (z1 + z2), -0.5j * (z1 - z2)))
+        return res
+    sm = np.sqrt(s2 - 1j * kappa2)
+    qm = sm - lam * kso
+    h2 = orders(special.hankel2, qm * r)
+    wp, wm = qp / sp, qm / sm
+    res = []
+    for a, b in zip(h1, h2, strict=True):
+        z1, z2 = wp * a, wm * b
+        res.append((-0.5 * (z1 + z2), -0.5j * (z1 - z2)))
+    return res
 
 
 def _onsite_odd(substrate: Substrate) -> float:
@@ -182,6 +227,8 @@ class RashbaPropagators(PropagatorSet):
         self.kso = spin_orbit_momentum(substrate)
         self._wt: sparse.csr_matrix | None = None
         self._pair_list: list[tuple[int, int, float, complex, int]] | None = None
+        self._layout: tuple[list[list[tuple[int, int]]], np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._terms: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     # ---- helpers
     def _weights(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -283,8 +330,10 @@ class RashbaPropagators(PropagatorSet):
             r = np.array([p[2] for p in pairs])[:, None]
             u = np.array([p[3] for p in pairs])[:, None]
 
+            tab = {lam: helicity_radial_orders(sub, lam, nmax, r, z[None, :]) for lam in (1, -1)}
+
             def radial(lam: int, n: int) -> Coef:
-                return helicity_radial(sub, lam, n, r, z[None, :])
+                return tab[lam][n]
             h = _harmonics(sub, radial, u, nmax)
             # q order of _structure: pair-major, n ascending, (E, O); then (a z/Ω, a Δ/Ω, b)
             block = np.empty((len(pairs), 2 * nmax + 1, 2, 3, z.size), dtype=complex)
@@ -339,13 +388,18 @@ class RashbaPropagators(PropagatorSet):
         sub = self.substrate
         cache: dict[tuple[int, int], Coef] = {}
 
+        shapes = [s for i, s in self.index if i == site]
+        top = self._nmax(shapes) + 1
+
         def rad(lam: int, n: int) -> Coef:
             if (lam, n) not in cache:
-                cache[(lam, n)] = (radial(lam, n, rr) if radial is not None
-                                   else helicity_radial(sub, lam, n, rr, z[None, :]))
+                if radial is not None:
+                    cache[(lam, n)] = radial(lam, n, rr)
+                else:
+                    for k, c in enumerate(helicity_radial_orders(sub, lam, top, rr, z[None, :])):
+                        cache[(lam, k)] = c
             return cache[(lam, n)]
-        shapes = [s for i, s in self.index if i == site]
-        return _harmonics(sub, rad, u, self._nmax(shapes) + 1, onsite=on[:, None] if np.any(on) else None)
+        return _harmonics(sub, rad, u, top, onsite=on[:, None] if np.any(on) else None)
 
     def map_propagators(self, points: np.ndarray, z: np.ndarray, tip_radius: float
                         ) -> tuple[np.ndarray, np.ndarray]:
@@ -374,11 +428,42 @@ class RashbaPropagators(PropagatorSet):
     #: harmonics |n| ≤ m_max + 1 = 3 about a site (the λ-odd terms shift the channel harmonics by ±1)
     map_harmonic_max: int = 3
 
+    def _site_basis(self, site: int) -> list[tuple[int, int]]:
+        """The harmonics a site's channels use: (0, n) for E_n (n = p of the channels' orders p) and (1, n) for
+        O_n (n = p ± 1); basis function 2b + (0: A, 1: B) of entry b."""
+        orders = sorted({p for i, shape in self.index if i == site for p in SHAPES[shape][1]})
+        odd = sorted({p + d for p in orders for d in (1, -1)})
+        return [(0, n) for n in orders] + [(1, n) for n in odd]
+
+    def _basis_layout(self) -> tuple[list[list[tuple[int, int]]], np.ndarray, np.ndarray, np.ndarray]:
+        """(basis per site, offsets of the sites' functions, C, C̄): the six channel functions of Φ_c, Φ̄_c
+        (function 6c + 2·element + (A, B), elements (s, s′) = (0, 0), (1, 0), (0, 1)) in the site bases,
+        S^chan_f = Σ_g C[f, g] S_g, S̄^chan_f = Σ_g C̄[f, g] S_g (the basis functions are the harmonics
+        E_n, O_n at r − R_i; at R_i − r they are (−1)ⁿ times these, which C̄ carries)."""
+        if self._layout is not None:
+            return self._layout
+        bases = [self._site_basis(i) for i in range(len(self.sites))]
+        offs = np.cumsum([0] + [2 * len(b) for b in bases])
+        C = np.zeros((6 * len(self.index), int(offs[-1])), dtype=complex)
+        Cb = np.zeros_like(C)
+        for c, (i, shape) in enumerate(self.index):
+            m, coeffs = SHAPES[shape]
+            pos = {b: int(offs[i]) + 2 * k for k, b in enumerate(bases[i])}
+            for p, ap in coeffs.items():
+                w, wb = ((-1j) ** m) * ap, (1j ** m) * ap
+                for el, kind, n, f in ((0, 0, p, 1.0), (1, 1, p + 1, -1j), (2, 1, p - 1, 1j)):
+                    g = pos[(kind, n)]
+                    for ab in range(2):
+                        C[6 * c + 2 * el + ab, g + ab] += f * w
+                        Cb[6 * c + 2 * el + ab, g + ab] += f * wb * (-1.0) ** n
+        self._layout = (bases, offs, C, Cb)
+        return self._layout
+
     def _channel_functions(self, site: int, points: np.ndarray, z: np.ndarray, tip_radius: float
                            ) -> tuple[np.ndarray, np.ndarray]:
         """The coefficient pairs (A, B) of the three independent spin elements (s, s′) = (0, 0) (= (1, 1)),
         (1, 0), (0, 1) of Φ_c and Φ̄_c for the channels c of ``site``: (P, E, 6C_i) each, function
-        6j + 2·element + (0: A, 1: B)."""
+        6j + 2·element + (0: A, 1: B) (the reference for the basis of :meth:`map_smooth`)."""
         pts, rc = self._tip(points, tip_radius)
         z = np.atleast_1d(np.asarray(z, dtype=complex))
         P, E = pts.shape[0], z.size
@@ -396,20 +481,16 @@ class RashbaPropagators(PropagatorSet):
                 Sb[:, :, 6 * j + 2 * el], Sb[:, :, 6 * j + 2 * el + 1] = blkb[key]
         return S, Sb
 
-    def map_factors(self, z: np.ndarray, part: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """P, P̄ (K, E, 2n, 6C) and owner (6C,) for the generic reduced map (m = 2n, a = s·n + 4c + 2τ′ + s′).
-
-        Row τ of Φ, column 4c + 2τ′ + s′: the spin element (s, s′) of channel c, A z/Ω ± B (τ′ = τ, + for
-        e) or A Δ/Ω (τ′ ≠ τ); the columns of Φ̄ likewise with the element (s′, s) of Φ̄_c.
-        """
+    def _channel_factors(self, mz: np.ndarray, md: np.ndarray, one: np.ndarray, part: str
+                         ) -> tuple[np.ndarray, np.ndarray]:
+        """P, P̄ (K, X, 2n, 6C) on the six channel functions of :meth:`_channel_functions` for the τ-block weights
+        z/Ω → ``mz``, Δ/Ω → ``md`` and 1 → ``one`` (arrays (X,): energies, or unit vectors for the terms)."""
         from .propagators import _taus
         taus = _taus(part)
-        z = np.atleast_1d(np.asarray(z, dtype=complex))
-        mz, md = self._weights(z)
         C = len(self.index)
         n = self.n
         el = {(0, 0): 0, (1, 1): 0, (1, 0): 1, (0, 1): 2}
-        Pm = np.zeros((len(taus), z.size, 2 * n, 6 * C), dtype=complex)
+        Pm = np.zeros((len(taus), mz.size, 2 * n, 6 * C), dtype=complex)
         Pb = np.zeros_like(Pm)
         for k, t in enumerate(taus):
             sgn = 1.0 if t == 0 else -1.0
@@ -421,21 +502,85 @@ class RashbaPropagators(PropagatorSet):
                             fr = 6 * c + 2 * el[(s_, sp)]        # Φ block element (tip s, channel s′)
                             fc = 6 * c + 2 * el[(sp, s_)]        # Φ̄ block element (channel s′, tip s)
                             if tp == t:
-                                Pm[k, :, a, fr], Pm[k, :, a, fr + 1] = mz, sgn
-                                Pb[k, :, a, fc], Pb[k, :, a, fc + 1] = mz, sgn
+                                Pm[k, :, a, fr], Pm[k, :, a, fr + 1] = mz, sgn * one
+                                Pb[k, :, a, fc], Pb[k, :, a, fc + 1] = mz, sgn * one
                             else:
                                 Pm[k, :, a, fr] = md
                                 Pb[k, :, a, fc] = md
-        owner = np.repeat(np.array([i for i, _ in self.index], dtype=np.intp), 6)
-        return Pm, Pb, owner
+        return Pm, Pb
+
+    def map_factors(self, z: np.ndarray, part: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """P, P̄ (K, E, 2n, F) and owner (F,) for the generic reduced map (m = 2n, a = s·n + 4c + 2τ′ + s′), on the
+        harmonic basis of :meth:`map_smooth` (F = Σ_i 2·(number of harmonics E_n, O_n of site i)).
+
+        Row τ of Φ, column 4c + 2τ′ + s′: the spin element (s, s′) of channel c, A z/Ω ± B (τ′ = τ, + for
+        e) or A Δ/Ω (τ′ ≠ τ); the columns of Φ̄ likewise with the element (s′, s) of Φ̄_c; each element is
+        Σ_p w_p E_p (↑↑), −iΣ_p w_p O_{p+1} (↓↑), iΣ_p w_p O_{p−1} (↑↓) (matrices C, C̄ of :meth:`_basis_layout`).
+        """
+        c, Pt, Pbt = self.map_factor_terms(z, part)
+        _, offs, _, _ = self._basis_layout()
+        owner = np.repeat(np.arange(len(self.sites), dtype=np.intp), np.diff(offs))
+        return np.einsum("ae,kamf->kemf", c, Pt), np.einsum("ae,kamf->kemf", c, Pbt), owner
+
+    def map_factor_terms(self, z: np.ndarray, part: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """P = Σ_α c_α(z) P_α (likewise P̄) with c = (z/Ω, Δ/Ω, 1): (c (3, E), P_α (K, 3, 2n, F), P̄_α)."""
+        z = np.atleast_1d(np.asarray(z, dtype=complex))
+        mz, md = self._weights(z)
+        if part not in self._terms:
+            _, _, C, Cb = self._basis_layout()
+            eye = np.eye(3)
+            Pm, Pb = self._channel_factors(eye[0], eye[1], eye[2], part)
+            self._terms[part] = (Pm @ C, Pb @ Cb)
+        Pt, Pbt = self._terms[part]
+        return np.stack([mz, md, np.ones(z.size, dtype=complex)]), Pt, Pbt
 
     def map_smooth(self, site: int, points: np.ndarray, z: np.ndarray, tip_radius: float
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(S, S̄) of :meth:`_channel_functions` at (P, 3) points and their indices 6c … 6c + 5 (:meth:`map_factors`)."""
-        S, Sb = self._channel_functions(site, points, z, tip_radius)
-        idx = np.array([6 * c + f for c, (i, _) in enumerate(self.index) if i == site for f in range(6)],
-                       dtype=np.intp)
-        return S, Sb, idx
+        """The basis of site ``site`` at (P, 3) points: the harmonics E_n, O_n (A, B coefficients) of
+        :meth:`helicity_harmonics`, function 2b + (A, B) for entry b of :meth:`_site_basis`; S̄ = S (the
+        factors P̄ carry the (−1)ⁿ of R_i − r): (S, S̄ (P, E, F_i), their indices in F)."""
+        pts, rc = self._tip(points, tip_radius)
+        z = np.atleast_1d(np.asarray(z, dtype=complex))
+        bases, offs, _, _ = self._basis_layout()
+        h = self.helicity_harmonics(pts, z, rc, site)
+        S = np.empty((pts.shape[0], z.size, 2 * len(bases[site])), dtype=complex)
+        for b, (kind, n) in enumerate(bases[site]):
+            S[:, :, 2 * b], S[:, :, 2 * b + 1] = h[n][kind]
+        idx = np.arange(offs[site], offs[site + 1], dtype=np.intp)
+        return S, S, idx
+
+    def map_harmonics(self, site: int, radii: np.ndarray, height: float, z: np.ndarray, tip_radius: float
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Closed form of the ring transform of :meth:`map_smooth` (one Hankel pair per helicity and |n| per
+        radius, instead of one per ring point): at d = (D cos φ, D sin φ), ρ = √(D² + r_o²) the basis function
+        E_n (O_n) is e^{inφ} i^n s_n (D/ρ)^|n| ½Σ_λ f^λ_|n|(ρ) (with λ f^λ), s_n = (−1)ⁿ for n < 0
+        (f_{−n} = (−1)ⁿ f_n): one harmonic per function.  As in :meth:`map_smooth` the band is 2D and only
+        the in-plane distance and r_o enter ρ (``height`` is not used).  ρ = 0 on the grid: the generic
+        ring transform."""
+        radii = np.asarray(radii, dtype=float)
+        rho = np.sqrt(radii * radii + tip_radius * tip_radius)
+        if np.any(rho == 0.0):
+            return super().map_harmonics(site, radii, height, z, tip_radius)
+        z = np.atleast_1d(np.asarray(z, dtype=complex))
+        bases, offs, _, _ = self._basis_layout()
+        top = max(abs(n) for _, n in bases[site])
+        orders = np.arange(-top, top + 1)
+        s = np.zeros((radii.size, z.size, orders.size, 2 * len(bases[site])), dtype=complex)
+        rr = rho[:, None]
+        ev: dict[int, tuple[Coef, Coef]] = {}          # |n| → (E, O) radial coefficient pairs (R, E)
+        plus = helicity_radial_orders(self.substrate, +1, top, rr, z[None, :])
+        minus = helicity_radial_orders(self.substrate, -1, top, rr, z[None, :])
+        for k in sorted({abs(n) for _, n in bases[site]}):
+            (ap, bp), (am, bm) = plus[k], minus[k]
+            ev[k] = ((0.5 * (ap + am), 0.5 * (bp + bm)), (0.5 * (ap - am), 0.5 * (bp - bm)))
+        ratio = radii / rho
+        for b, (kind, n) in enumerate(bases[site]):
+            sign = (-1.0) ** n if n < 0 else 1.0
+            g = (sign * (1j ** n) * ratio ** abs(n))[:, None]
+            a_, b_ = ev[abs(n)][kind]
+            s[:, :, n + top, 2 * b] = g * a_
+            s[:, :, n + top, 2 * b + 1] = g * b_
+        return orders, s, s, np.arange(offs[site], offs[site + 1], dtype=np.intp)
 
     def map_variable(self, z: np.ndarray) -> np.ndarray:
         """Ω(z) = √(Δ² − z²): the helicity radial functions depend on z only through κ² = 2k_FΩ/ħv_F."""

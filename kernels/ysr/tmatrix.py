@@ -39,13 +39,34 @@ def _vinv_block(alpha: float, beta: float, direction: np.ndarray) -> np.ndarray:
 
 def v(prop: PropagatorSet) -> np.ndarray:
     """blockdiag(β τ_z + α n̂·σ) over the channels of ``prop``, (n, n)."""
-    return _blockdiag(prop, nambu.vertex)
+    return _from_blocks(vertex_blocks(prop))
+
+
+def _from_blocks(vb: np.ndarray) -> np.ndarray:
+    """The block-diagonal (4C, 4C) matrix of the blocks vb (C, 4, 4)."""
+    C = vb.shape[0]
+    out = np.zeros((C, 4, C, 4), dtype=complex)
+    out[np.arange(C), :, np.arange(C), :] = vb
+    return out.reshape(4 * C, 4 * C)
 
 
 def vertex_blocks(prop: PropagatorSet) -> np.ndarray:
-    """The diagonal blocks β τ_z + α n̂·σ of :func:`v`, one per channel: (C, 4, 4)."""
-    return np.array([nambu.vertex(a, b, s.direction) for s in prop.sites for _, a, b in s.channels],
-                    dtype=complex).reshape(-1, 4, 4)
+    """The diagonal blocks β τ_z ⊗ σ₀ + α τ₀ ⊗ n̂·σ of :func:`v`, one per channel: (C, 4, 4) (all channels at
+    once; equal to :func:`gapscope.kernels.nambu.vertex` per channel)."""
+    rows = [(a, b, *s.direction) for s in prop.sites for _, a, b in s.channels]
+    if not rows:
+        return np.zeros((0, 4, 4), dtype=complex)
+    a, b, x, y, z = np.array(rows, dtype=float).T
+    norm = np.sqrt(x * x + y * y + z * z)
+    x, y, z = x / norm, y / norm, z / norm
+    out = np.zeros((a.size, 4, 4), dtype=complex)
+    for t, sgn in ((0, 1.0), (1, -1.0)):             # τ = e, h: β τ_z on the diagonal, α n̂·σ in both τ blocks
+        o = 2 * t
+        out[:, o, o] = sgn * b + a * z
+        out[:, o + 1, o + 1] = sgn * b - a * z
+        out[:, o, o + 1] = a * (x - 1j * y)
+        out[:, o + 1, o] = a * (x + 1j * y)
+    return out
 
 
 def vinv(prop: PropagatorSet) -> np.ndarray:
@@ -63,7 +84,7 @@ def solve_t(prop: PropagatorSet, z: np.ndarray, G: np.ndarray | None = None) -> 
     vb = vertex_blocks(prop)
     A = np.matmul(-vb, G.reshape(E, n // 4, 4, n)).reshape(E, n, n)      # v is block-diagonal: 1 − v𝒢 blockwise
     A[:, np.arange(n), np.arange(n)] += 1.0
-    return np.linalg.solve(A, np.broadcast_to(v(prop), G.shape))
+    return np.linalg.solve(A, np.broadcast_to(_from_blocks(vb), G.shape))
 
 
 # ----------------------------------------------------------------------------- energies

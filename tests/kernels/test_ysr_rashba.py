@@ -441,3 +441,66 @@ def test_rashba_bad_input():
         RashbaPropagators(ysr.Substrate(dim=3), [ysr.Impurity()])
     assert isinstance(yp.make_propagators(ysr.Substrate(rashba=1.0), [ysr.Impurity()]), RashbaPropagators)
     assert isinstance(yp.make_propagators(ysr.Substrate(), [ysr.Impurity()]), yp.ContinuumPropagators)
+
+
+def test_rashba_harmonic_profiles_closed_form_equal_the_ring_transform():
+    """RashbaPropagators.map_harmonics (closed form, one Hankel pair per helicity and |n| per radius) = the
+    generic ring Fourier transform of map_smooth (8 ring points per radius), all 5 orbital shapes, radii
+    through d = 0 (negative: the ring rotated by π) and out to 8 nm; a ``height`` argument is ignored by both (2D
+    band: only the in-plane distance and r_o enter)."""
+    sub = ysr.Substrate(**NB, gamma=0.02585, rashba=AR_PAPER)
+    imps = [ysr.Impurity((0.0, 0.0), (0, 0, 1), [ysr.Channel(s, 0.5, 0.2) for s in SHAPES5]),
+            ysr.Impurity((0.2853, 0.05), (0, 0, -1), [ysr.Channel("dxz", 0.6, 0.1), ysr.Channel("dxy", 0.4, 0.0)])]
+    prop = RashbaPropagators(sub, imps)
+    r = np.r_[np.linspace(-0.3, 2.0, 19), 8.0]
+    z = np.array([0.3 + 0.02j, 1.49 + 0.02j, -2.5 + 0.02j, 0.9])
+    for site in (0, 1):
+        for height, ro in ((0.0, 0.1), (0.2, 0.05)):
+            o1, s1, sb1, i1 = prop.map_harmonics(site, r, height, z, ro)
+            o2, s2, sb2, i2 = ysr.PropagatorSet.map_harmonics(prop, site, r, height, z, ro)
+            np.testing.assert_array_equal(i1, i2)
+            scale = max(np.abs(s2).max(), np.abs(sb2).max())
+            for h2, n in enumerate(o2):
+                got = s1[:, :, list(o1).index(n)] if n in o1 else 0.0
+                gotb = sb1[:, :, list(o1).index(n)] if n in o1 else 0.0
+                np.testing.assert_allclose(got, s2[:, :, h2], rtol=0, atol=1e-13 * scale)
+                np.testing.assert_allclose(gotb, sb2[:, :, h2], rtol=0, atol=1e-13 * scale)
+    # ρ = 0 on the grid (no regulariser, d = 0): the generic transform with the on-site values
+    o, s, sb, _ = prop.map_harmonics(0, np.array([-0.1, 0.0, 0.1]), 0.0, z, 0.0)
+    assert np.all(np.isfinite(s)) and o.size == 8
+
+
+@pytest.mark.parametrize("lam", [1, -1])
+def test_helicity_radial_orders_recurrence_equals_scipy_hankels(lam):
+    """helicity_radial_orders (H_0, H_1 from scipy, H_n up to n = 5 by upward recurrence) = helicity_radial
+    (scipy Hankel functions of every order), near r = 0 (ρ = 0.005 nm: k_F ρ = 0.05, H_5 ~ 10⁹), at the map
+    distances and far away (60 nm), for energies in the gap, at the gap edge, outside, and real in-gap z."""
+    from gapscope.kernels.ysr.rashba import helicity_radial, helicity_radial_orders
+    sub = ysr.Substrate(**NB, gamma=0.02585, rashba=AR_PAPER)
+    r = np.array([0.005, 0.03, 0.1, 0.2853, 1.0, 3.7, 12.0, 60.0])[:, None]
+    for z in (np.array([0.3, -0.9, 1.49, 1.5, 2.2, -3.0]) + 0.02585j, np.array([0.2, -1.1, 0.0])):
+        got = helicity_radial_orders(sub, lam, 5, r, z[None, :])
+        for n in range(6):
+            ref = helicity_radial(sub, lam, n, r, z[None, :])
+            for g, f in zip(got[n], ref, strict=True):
+                np.testing.assert_allclose(g, f, rtol=1e-11, atol=0)
+
+
+def test_rashba_map_basis_combines_into_the_channel_spin_elements():
+    """The harmonic basis of map_smooth (E_n, O_n per site) times the constant C, C̄ of the basis layout gives the
+    six spin-element functions (↑↑, ↓↑, ↑↓; A, B) of Φ_c and Φ̄_c of every channel (direct _spin_blocks sums)."""
+    sub = ysr.Substrate(**NB, gamma=0.02585, rashba=AR_PAPER)
+    imps = [ysr.Impurity((0.0, 0.0), (0, 0, 1), [ysr.Channel(s, 0.5, 0.2) for s in SHAPES5]),
+            ysr.Impurity((0.2853, 0.05), (1, 0, 0), [ysr.Channel("dyz", 0.6, 0.1)])]
+    prop = RashbaPropagators(sub, imps)
+    pts = np.array([[0.3, 0.1, 0.0], [1.0, -0.5, 0.0], [0.0, 0.0, 0.0], [-0.07, -0.12, 0.0]])
+    z = np.array([0.5, -1.2, 2.0]) + 0.03j
+    _, _, C, Cb = prop._basis_layout()
+    for site in (0, 1):
+        chan = [c for c, (i, _) in enumerate(prop.index) if i == site]
+        rows = np.concatenate([np.arange(6 * c, 6 * c + 6) for c in chan])
+        S_ch, Sb_ch = prop._channel_functions(site, pts, z, 0.1)
+        S, Sb, idx = prop.map_smooth(site, pts, z, 0.1)
+        np.testing.assert_allclose(S @ C[np.ix_(rows, idx)].T, S_ch, rtol=0, atol=1e-14)
+        np.testing.assert_allclose(Sb @ Cb[np.ix_(rows, idx)].T, Sb_ch, rtol=0, atol=1e-14)
+        assert not np.any(C[np.ix_(rows, np.setdiff1d(np.arange(C.shape[1]), idx))])   # no other site's basis

@@ -4,8 +4,9 @@
   the reference is g = g₀ + Φ t Φ̄ with t = (1 − v𝒢)⁻¹v from an explicit matrix inverse and the full
   4 × 4 trace −½ Im Tr[(P_τ ⊗ S) g].
 * ``tmatrix.solve_t`` (block-diagonal v𝒢) against the explicit inverse.
-* Maps with Rashba SOC: the channel-block kernels and merged cross-site products against the dense T̃
-  products they replace (same factorisation, to rounding) and against the exact per-pixel sum.
+* Maps with Rashba SOC: the energy-summed term kernels (P = Σ_α c_α(z) P_α) and merged cross-site products
+  against the dense per-energy T̃ products they replace (same factorisation, to rounding) and against the
+  exact per-pixel sum.
 
 Units meV, nm.  The 5-orbital dimer: k_F = 10 nm⁻¹, ħv_F = 179 meV nm, Δ = 1.5 meV, α_R = 4.941 meV nm
 (2·7.5·0.3294, t_R = 7.5 meV of Beck et al. 2021); couplings and spin directions chosen.
@@ -110,9 +111,15 @@ def test_rashba_map_block_kernels_equal_dense_products_and_the_direct_sum(part, 
     E = np.linspace(0.9, 1.1, 30)
     W = np.exp(-((E - 1.0) / 0.05) ** 2)
     new = ysr.Engine(SUB, DIMER5)
+    chosen = []
+    cheaper = ysr_engine._FastMap.terms_cheaper
+    monkeypatch.setattr(ysr_engine._FastMap, "terms_cheaper", lambda self, n: chosen.append(cheaper(self, n)) or True)
     got = new.weighted_map(pts, E, W, part=part, spin_axis=spin_axis, orbital_radius=0.1)
     fast = [v[0] for k, v in new._y.items() if k[-1] == "fast"][0]
-    assert fast is not None and fast.blocks is not None and all(d is not None for d in fast.ratios)
+    assert fast is not None and fast.terms is not None and all(d is not None for d in fast.ratios)
+    assert chosen == [False]               # 30 energies: the per-energy kernels are cheaper; forced here
+    monkeypatch.undo()
+    per_energy = ysr.Engine(SUB, DIMER5).weighted_map(pts, E, W, part=part, spin_axis=spin_axis, orbital_radius=0.1)
     old = ysr.Engine(SUB, DIMER5)
     old.block_kernels = False
     monkeypatch.setattr(ysr_engine._FastMap, "pair_ratios", False)      # S̄ tabulated separately, as before
@@ -121,13 +128,14 @@ def test_rashba_map_block_kernels_equal_dense_products_and_the_direct_sum(part, 
     assert all(fast.tabulated) and all(fast_old.tabulated)         # the radial tables (and S̄ = S·d there) are used
     scale = np.abs(dense).max()
     np.testing.assert_allclose(got, dense, rtol=0, atol=1e-12 * scale)
+    np.testing.assert_allclose(per_energy, dense, rtol=0, atol=1e-12 * scale)
     sel = np.arange(0, len(pts), 97)
     ref = direct_map(SUB, DIMER5, pts[sel], E, W, part, spin_axis)
     np.testing.assert_allclose(got[sel], ref, rtol=0, atol=1e-7 * np.abs(ref).max())
 
 
 def test_map_cost_bounds_the_memory_of_a_rashba_fast_map():
-    """The estimate counts the 6 functions per channel of the Rashba factorisation and the kernels' temporaries."""
+    """The estimate counts the functions of the Rashba factorisation (harmonic basis) and the kernels' temporaries."""
     import tracemalloc
     x = np.linspace(-1.0, 1.0, 48)
     X, Y = np.meshgrid(x, x)
@@ -141,6 +149,60 @@ def test_map_cost_bounds_the_memory_of_a_rashba_fast_map():
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     fast = [v[0] for k, v in eng._y.items() if k[-1] == "fast"][0]
-    assert fast is not None and fast.blocks is not None and fast.nbytes <= mem
+    assert fast is not None and fast.terms is not None and fast.nbytes <= mem
     assert peak <= mem, (peak, mem)
     assert 0 < evals < 1e6
+
+
+def test_vertex_blocks_equal_the_nambu_vertex_per_channel():
+    """tmatrix.vertex_blocks (all channels at once) and v = blockdiag of them, against nambu.vertex per channel."""
+    from scipy.linalg import block_diag
+    third = ysr.Impurity((0.5, 0.4), (-0.2, 0.0, -3.0), [ysr.Channel("s", -0.4, 0.9)])
+    prop = ysr.make_propagators(SUB, DIMER5 + [third])
+    ref = np.array([nambu.vertex(a, b, s.direction) for s in prop.sites for _, a, b in s.channels])
+    np.testing.assert_allclose(tmatrix.vertex_blocks(prop), ref, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(tmatrix.v(prop), block_diag(*ref), rtol=0, atol=1e-15)
+
+
+def _with(imps, site, spin=None, **changes):
+    """A copy of ``imps`` with channel couplings {shape: (α, β)} and/or the spin of impurity ``site`` replaced."""
+    out = []
+    for k, i in enumerate(imps):
+        chans = [ysr.Channel(c.shape, *changes.get(c.shape, (c.alpha, c.beta))) if k == site else c
+                 for c in i.channels]
+        out.append(ysr.Impurity(i.position, spin if (k == site and spin is not None) else i.spin, chans))
+    return out
+
+
+@pytest.mark.parametrize("part, spin_axis", [("electron", None), ("total", (0.0, 0.6, 0.8))])
+def test_tip_spectrum_after_a_few_channels_change_folds_the_others_and_equals_explicit_inverse(part, spin_axis,
+                                                                                               monkeypatch):
+    """After a change of at most half of the channels' vertices the engine folds the unchanged channels into
+    effective propagators (block elimination, cached) and solves for the changed ones only: every step of a
+    sequence of coupling and spin changes equals g₀ + Φ t Φ̄ with t from an explicit inverse."""
+    w = np.linspace(-2.0, 2.0, 121)
+    eng = ysr.Engine(SUB, DIMER5)
+    used = []
+    original = ysr_engine.Engine._downfold
+
+    def spy(self, *args):
+        d = original(self, *args)
+        used.append(None if d is None else int(d[0].size))        # number of changed channels solved for
+        return d
+    monkeypatch.setattr(ysr_engine.Engine, "_downfold", spy)
+
+    def check(imps):
+        eng.update(SUB, imps)
+        got = eng.ldos(POINTS, w, part=part, spin_axis=spin_axis, orbital_radius=0.1)
+        ref = explicit_ldos(SUB, imps, POINTS, w, part, spin_axis)
+        np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12 * np.abs(ref).max())
+        return imps
+
+    a = check(DIMER5)                                               # first call: full solve
+    a = check(_with(_with(a, 0, s=(0.9, 0.3)), 1, s=(0.45, 0.1)))   # two s channels: the 8 others folded
+    a = check(_with(a, 0, s=(1.3, 0.3)))                            # same channels again: the cached fold
+    a = check(_with(a, 1, dxy=(0.8, -0.2)))                         # another channel: a new fold (C = {dxy})
+    a = check(_with(a, 0, spin=(0.0, 1.0, 0.0)))                    # one site's spin: 5 of 10 channels
+    a = check([ysr.Impurity(i.position, i.spin, [ysr.Channel(c.shape, c.alpha + 0.1, c.beta) for c in i.channels])
+               for i in a])                                         # all channels: the full solve
+    assert used == [None, 2, 2, 1, 5, None]
