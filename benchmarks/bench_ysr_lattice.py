@@ -14,6 +14,9 @@ Dynes broadening 0.01t (energies in units of t, i.e. t = 1 meV).  Rows:
 kwant 1.5 does not build against numpy 2: its numbers (KPM 0.27 s for the spectrum on a 41×41 torus, ~460 s for
 an exact 41×41 map) were measured elsewhere and are quoted in the issue, not here.
 
+``--race``: the issue's race measured in this run — pyqula's full 400-energy spectrum and its 41×41 map (minutes of
+CPU), beside gapscope's cold times (fresh substrate: k-mesh by the criterion, N₀, bins, T-matrix; median of 5).
+
 Prints numbers; it is not a timed test.  Run alone with ``.venv/bin/python benchmarks/bench_ysr_lattice.py``.
 """
 
@@ -60,10 +63,30 @@ def _torus(L):
     return H
 
 
-def rows(full: bool = False) -> None:
+def rows(full: bool = False, race: bool = False) -> None:
     print(f"\nLattice YSR substrate (square t = {T}, μ = {MU}, Δ = {DELTA}, Γ = {GAMMA}, exchange {J} along z; "
           "energies in units of t)")
     w = np.linspace(-0.4, 0.4, 400)
+    xs = np.arange(-20, 21)
+    pts = np.array([(a, b) for a in xs for b in xs])
+    # cold = everything from the parameters: substrate, k-mesh, N₀, bins, T-matrix (median of 5 fresh runs)
+    colds, cold_maps = [], []
+    for _ in range(5):
+        c0 = time.perf_counter()
+        s_ = lattice.Substrate("square", t=T, mu=MU, delta=DELTA, gamma=GAMMA)
+        lattice.Engine(s_, [_imp()]).ldos([(0, 0)], w, part="total")
+        c1 = time.perf_counter()
+        s_ = lattice.Substrate("square", t=T, mu=MU, delta=DELTA, gamma=GAMMA)
+        e_ = lattice.energies(s_, [_imp()])
+        c2 = time.perf_counter()
+        lattice.Engine(s_, [_imp()]).ldos(pts, [e_[0]])
+        c3 = time.perf_counter()
+        colds.append(c1 - c0)
+        cold_maps.append(c3 - c2)
+    cold_spec, cold_map = float(np.median(colds)), float(np.median(cold_maps))
+    print(f"  cold (fresh substrate each time, median of 5): 400-energy spectrum {cold_spec * 1e3:.0f} ms, 41×41 map "
+          f"at E₀ {cold_map * 1e3:.0f} ms (YSR energy not included); kwant KPM 0.27 s (measured elsewhere, issue 12) "
+          f"→ {0.27 / cold_spec:.2g}× on the spectrum")
     t0 = time.perf_counter()
     sub = lattice.Substrate("square", t=T, mu=MU, delta=DELTA, gamma=GAMMA)
     eng = lattice.Engine(sub, [_imp()])
@@ -85,6 +108,22 @@ def rows(full: bool = False) -> None:
     except ImportError:
         print("  pyqula not installed (pip install pyqula==0.0.96): skipped")
         eb = None
+    if eb is not None and race:
+        eb.dos(energy=0.0, delta=GAMMA, nk=100, write=False)                    # numba / first-call compilation
+        tq = time.perf_counter()
+        pq_spec = np.array([eb.dos(energy=e, delta=GAMMA, nk=100, write=False) for e in w])
+        tq1 = time.perf_counter()
+        dev = np.max(np.abs(2 * sub.n0 * spec - pq_spec)) / np.max(np.abs(pq_spec))
+        print(f"  RACE spectrum, 400 energies, measured here in this run: pyqula {tq1 - tq:.1f} s, gapscope cold "
+              f"{cold_spec * 1e3:.0f} ms → {(tq1 - tq) / cold_spec:.0f}× (max deviation {dev:.1e} of the peak; "
+              "pyqula nk = 100 is not converged above the gap)")
+        eb.ldos(energy=float(lattice.energies(sub, [_imp()])[0]), delta=GAMMA, nsuper=3, nk=100, write=False)
+        tq = time.perf_counter()
+        eb.ldos(energy=float(lattice.energies(sub, [_imp()])[0]), delta=GAMMA, nsuper=41, nk=100, write=False)
+        tq1 = time.perf_counter()
+        print(f"  RACE 41×41 map at E₀, measured here in this run: pyqula {tq1 - tq:.1f} s, gapscope cold "
+              f"{cold_map * 1e3:.0f} ms → {(tq1 - tq) / cold_map:.0f}×; kwant's exact map ~460 s (measured elsewhere) "
+              f"→ {460 / cold_map:.0f}×")
     if eb is not None:
         eb.dos(energy=0.0, delta=GAMMA, nk=100, write=False)                    # numba / first-call compilation
         few = np.array([-0.3, -0.1, 0.0, 0.05, 0.15, 0.3])
@@ -97,8 +136,6 @@ def rows(full: bool = False) -> None:
               f"energies ({400 * per / (t3 - t2):.0f}× the cached gapscope update, {400 * per / (t2 - t1):.0f}× "
               f"cold); max deviation on {few.size} energies {dev:.1e} of the peak (pyqula nk = 100 is not "
               "converged above the gap; nk = 300 brings it to < 2e-3)")
-    xs = np.arange(-20, 21)
-    pts = np.array([(a, b) for a in xs for b in xs])
     tm = time.perf_counter()
     amap = eng.ldos(pts, [e0[0]])
     tm1 = time.perf_counter()
@@ -149,4 +186,4 @@ def rows(full: bool = False) -> None:
 
 if __name__ == "__main__":
     import sys
-    rows(full="--full" in sys.argv)
+    rows(full="--full" in sys.argv, race="--race" in sys.argv)

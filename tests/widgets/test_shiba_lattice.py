@@ -98,7 +98,7 @@ def test_plotted_spectrum_equals_engine_through_the_tunnelling_chain(panel, monk
     test above checks them independently)."""
     panel.set(substrate="square", nk=0, t=3.0, mu=-3.0, delta=1.5, rashba=0.0, exchange=4.5, potential=0.0,
               gamma=0.05, tip="superconducting", tip_delta=1.43, tip_gamma=0.0259, temperature=0.3, vmod_rms=0.0,
-              v_max=3.5, map_sites=4.0, map_state=0)
+              v_max=3.5, map_sites=4.0, map_state=0, bias=0.1, view="electron (normal tip)")   # all it depends on
     panel.move_tip(0.0, 0.0)
     ready(panel)
     assert "gs-error" not in panel.message.value, panel.message.value
@@ -207,3 +207,34 @@ def test_a_lattice_spectrum_too_costly_is_refused_before_it_is_computed(kw):
     p.set(**kw)
     ready(p)
     assert "lattice spectrum is not computed" in p.message.value and "Internal error" not in p.message.value
+
+
+@pytest.mark.filterwarnings("ignore:k-mesh nk")
+def test_rashba_change_uses_the_fast_route_and_equals_the_exact_k_sum(panel, monkeypatch):
+    """A t_R change on the capped Rashba mesh (256², above the exact-sum size): the panel's spectrum goes through
+    the binned poles + FFT convolution (lattice._pole_sum_fft) and equals the exact k-sum of the same mesh
+    (method="exact", no bins, no FFT) through the tunnelling chain to 3e-4 of its maximum (the binning error
+    ≲ (h/Γ)²/4 with h = Γ/64), the YSR energies to 1e-4Δ."""
+    used = []
+    orig = lattice._pole_sum_fft
+    monkeypatch.setattr(lattice, "_pole_sum_fft", lambda *a, **k: used.append(1) or orig(*a, **k))
+    base = dict(substrate="square", nk=0, t=3.0, mu=-3.0, delta=1.5, exchange=4.5, potential=0.0, gamma=0.05,
+                tip="normal", temperature=0.0, vmod_rms=0.0, v_max=2.5, map_sites=3.0, map_state=0)
+    panel.set(rashba=0.6, **base)
+    panel.move_tip(1.0, 0.0)
+    ready(panel)
+    used.clear()
+    panel.set(rashba=0.8)
+    ready(panel)
+    r = panel.result
+    assert used and r["sub"].nk == (shiba_lattice.MESH_CAP_RASHBA,) * 2
+    assert r["sub"]._mesh().K > lattice.EXACT_MAX
+    ex = lattice.Substrate("square", t=3.0, mu=-3.0, delta=1.5, rashba=0.8, gamma=0.05,
+                           nk=shiba_lattice.MESH_CAP_RASHBA, method="exact")
+    imps = [lattice.Impurity(site=(0, 0), spin=(0, 0, 1), channels=[lattice.Channel(0, exchange=4.5)])]
+    V = np.linspace(-2.5, 2.5, 600)
+    ref = tunneling.didv(V, sample_dos=lattice.Engine(ex, imps).sample_dos((1, 0)), temperature=0.0, tip_delta=0.0,
+                         tip_gamma=0.0259, vmod_rms=0.0)
+    G = np.asarray(panel.line_didv.y)
+    assert np.max(np.abs(G - ref)) < 3e-4 * np.max(ref)
+    np.testing.assert_allclose(r["states"], lattice.energies(ex, imps), atol=1e-4 * 1.5)
