@@ -129,24 +129,6 @@ def map_frame(pos: np.ndarray) -> tuple[float, float]:
     return float(0.5 * (s.min() + s.max())), float(max(0.5 * (s.max() - s.min()) + MAP_MARGIN, 1.0))
 
 
-#: the map leaves out the smallest tunnelling weights whose |w| add up to at most this fraction of Σ|w|
-PRUNE_TOTAL = 1e-4
-
-
-def _kept_weights(w: np.ndarray) -> np.ndarray:
-    """Which weights the map keeps: all but the smallest, whose |w| together are ≤ PRUNE_TOTAL·Σ|w|.
-
-    (The engine's own pruning, |w| < 10⁻⁴ max|w| each, can drop a percent of the total weight in the
-    long thermal and tip tails of a superconducting tip: the map would then differ from the spectrum.)
-    """
-    a = np.abs(w)
-    order = np.argsort(a)
-    drop = np.cumsum(a[order]) <= PRUNE_TOTAL * a.sum()
-    keep = np.ones(w.size, dtype=bool)
-    keep[order[drop]] = False
-    return keep
-
-
 def compute_map(eng: ysr.Engine, v: dict[str, Any], pos: np.ndarray, chain: dict[str, float],
                 memo: dict[str, Any], task: Task | None = None) -> dict[str, Any]:
     """The dI/dV map at the bias V_map around the chain, in the chain's frame (rows from the top: +n̂).
@@ -174,7 +156,7 @@ def compute_map(eng: ysr.Engine, v: dict[str, Any], pos: np.ndarray, chain: dict
     if not np.any(Wt):
         out["map_note"] = "The map is not drawn: the tunnelling chain gives no weight at this bias."
         return out
-    keep = _kept_weights(Wt)
+    keep = tunneling.significant_weights(Wt)
     kept = E[keep]
     extent = float(np.sqrt(2.0) * L + np.ptp(pos @ u))
 

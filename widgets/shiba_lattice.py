@@ -212,7 +212,8 @@ class LatticeView:
                 E, Wt = np.array([bias]), np.zeros(1)
             else:
                 Wt = tunneling.didv_weights(np.array([bias]), E, **chain)[0]
-        keep = np.abs(Wt) >= 1e-4 * np.abs(Wt).max() if np.any(Wt) else np.zeros(Wt.shape, bool)
+        # each lattice map energy costs FFTs of the k-mesh: a looser total (error ≤ 1e-6·Σ|w|·max ρ)
+        keep = tunneling.significant_weights(Wt, tolerance=1e-6)
         M: np.ndarray | None = None
         if not map_note:                  # estimated before computing: never let one map take the machine
             n_keep = int(keep.sum())
@@ -228,7 +229,7 @@ class LatticeView:
             if self._map_memo is not None and self._map_memo[0] == key:
                 M = self._map_memo[1]
             else:
-                vals = eng.weighted_map(sites, E[keep], Wt[keep], part=part, spin_axis=spin_axis)
+                vals = eng.weighted_map(sites, E[keep], Wt[keep], part=part, spin_axis=spin_axis, prune=0.0)
                 M = np.asarray(vals, dtype=float)[inverse.ravel()].reshape(MAP_PIXELS, MAP_PIXELS)
                 if not np.all(np.isfinite(M)):
                     raise PanelInputError("the map is not finite for these parameters; the plots were not updated")

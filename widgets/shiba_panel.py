@@ -544,10 +544,11 @@ class ShibaPanel(Panel):
                 E, Wt = np.array([bias]), np.zeros(1)
             else:
                 Wt = tunneling.didv_weights(np.array([bias]), E, **chain)[0]
-        n_keep = int(np.sum(np.abs(Wt) >= 1e-4 * np.abs(Wt).max())) if np.any(Wt) else 0
+        significant = tunneling.significant_weights(Wt)                         # as weighted_map prunes
+        n_keep = int(significant.sum())
         wanted = npx
 
-        kept = E[np.abs(Wt) >= 1e-4 * np.abs(Wt).max()] if np.any(Wt) else None    # as weighted_map prunes
+        kept = E[significant] if n_keep else None
 
         def cost(n: int) -> tuple[float, float]:    # exact for these energies (the fast path's node count)
             return eng.map_cost(n * n, n_keep, extent=float(np.sqrt(2.0) * L), part=part, energies=kept, **geo)

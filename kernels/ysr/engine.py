@@ -19,7 +19,7 @@ import numpy as np
 from scipy import sparse
 
 from .. import _validate as _v
-from .. import nambu
+from .. import nambu, tunneling
 from ..sampling import PointDOS
 from .model import SHAPES, Impurity, Substrate, tip_geometry
 from .propagators import ContinuumPropagators, PropagatorSet, make_propagators
@@ -504,11 +504,12 @@ class Engine:
 
     def weighted_map(self, points: np.ndarray, energies: np.ndarray, weights: np.ndarray, *,
                      part: str = "electron", spin_axis: Sequence[float] | None = None,
-                     tip_radius: float = 0.1, prune: float = 1e-4, tip_height: float | None = None,
+                     tip_radius: float = 0.1, prune: float = 1e-8, tip_height: float | None = None,
                      orbital_radius: float | None = None) -> np.ndarray:
         """Σ_j w_j ρ(r, E_j) at every point: a dI/dV map when w are tunnelling weights.
 
-        Energies whose |w_j| is below ``prune``·max|w| are skipped.  Where the propagators offer a
+        The smallest weights, together at most ``prune``·Σ|w|, are skipped
+        (:func:`gapscope.kernels.tunneling.significant_weights`).  Where the propagators offer a
         smooth factorisation (:meth:`PropagatorSet.map_factors`; continuum and Rashba bands) and the
         tip has one height, the map is Σ S(p)·𝒦·S̄(p) over angular harmonics e^{inφ} of radial profiles
         tabulated per site and interpolated (6-point Lagrange, λ_F/128 and ρ₀/24 steps) at a few nodes
@@ -527,7 +528,7 @@ class Engine:
         e = _v.array("energies", energies).ravel()
         nambu.tau_projector(part)
         spin = nambu.spin_projector(spin_axis)
-        keep = np.abs(w) >= prune * np.abs(w).max() if np.any(w) else np.zeros(w.size, bool)
+        keep = tunneling.significant_weights(w, tolerance=prune)
         if not np.any(keep):
             return np.zeros(pts.shape[0])
         e, w = e[keep], w[keep]

@@ -228,3 +228,18 @@ def test_map_weights_without_any_broadening_and_with_a_bcs_tip():
     ref = tn.didv(V, sample_dos=sample, **chain)
     # both paths approximate a singular tip on a grid: they agree to 1.4 % (it was NaN or point-sampled before)
     assert np.all(np.isfinite(w)) and np.abs(w @ sample(E) - ref).max() < 2e-2 * ref.max()
+
+
+def test_significant_weights_drop_at_most_the_tolerance_of_the_total_and_no_more_than_needed():
+    rng = np.random.default_rng(3)
+    w = np.concatenate([rng.normal(size=50), 1e-4 * rng.normal(size=2000)])   # a peak and a long tail
+    keep = tn.significant_weights(w, tolerance=1e-4)
+    a = np.abs(w)
+    dropped = a[~keep].sum()
+    assert dropped <= 1e-4 * a.sum()
+    assert dropped + a[keep].min() > 1e-4 * a.sum()          # the smallest kept one would exceed it
+    assert a[keep].min() >= a[~keep].max()                    # only the smallest go
+    old = a >= 1e-4 * a.max()                                  # the per-weight cut drops far more of the tail
+    assert a[~old].sum() > 10 * dropped
+    assert not tn.significant_weights(np.zeros(4)).any()
+    assert tn.significant_weights(w, tolerance=0.0).all()
