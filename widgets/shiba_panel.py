@@ -80,6 +80,9 @@ MAP_EVALUATIONS = 5e6
 MIN_PIXELS = 24
 #: largest number of tunnelling-weight evaluations for the map's bias (tunneling.didv_weights_cost; ~30 ns each)
 WEIGHTS_BUDGET = 5e7
+#: most energies a map sums over (each costs interpolation and correction work that map_cost does not count:
+#: ~0.15 ms per energy; at T = 300 K the tunnelling chain spans ~1e5 energies, at 10 K ~3500)
+MAP_MAX_ENERGIES = 40_000
 
 
 def affordable_pixels(cost, npx: int) -> int | None:
@@ -552,6 +555,10 @@ class ShibaPanel(Panel):
 
         def cost(n: int) -> tuple[float, float]:    # exact for these energies (the fast path's node count)
             return eng.map_cost(n * n, n_keep, extent=float(np.sqrt(2.0) * L), part=part, energies=kept, **geo)
+        if not weights_note and n_keep > MAP_MAX_ENERGIES:   # estimated before computing, like the others
+            weights_note = (f"The map is not drawn: the tunnelling chain spreads V_map = {bias:+g} mV over {n_keep} "
+                            f"energies (more than {MAP_MAX_ENERGIES}; set by T = {chain['temperature']:g} K and "
+                            f"Γ = {sub.gamma:.2g} meV). Lower T or raise Γ; the spectrum is exact.")
         npx = affordable_pixels(cost, npx) if not weights_note else None
         key = (repr((sub, imps)), E.tobytes(), Wt.tobytes(), part, spin_axis, repr(geo), npx, L)
         map_note = weights_note

@@ -476,3 +476,20 @@ def test_reset_returns_to_the_chosen_preset(small_maps):
     p.reset_button.click()
     ready(p)
     assert p.values == want
+
+
+def test_a_map_spread_over_too_many_energies_is_refused_before_it_is_computed():
+    """At T = 300 K the tunnelling chain spreads the map's bias over ~1e5 energies (15 s of processor time
+    for the map alone): the map is refused with the reason, the spectrum is drawn."""
+    import time
+
+    from gapscope.widgets import shiba_panel
+
+    p = ready(ShibaPanel())
+    t0 = time.process_time()
+    p.set(temperature=300.0)
+    ready(p)
+    assert time.process_time() - t0 < 8.0
+    assert p.map_data is None
+    assert f"more than {shiba_panel.MAP_MAX_ENERGIES}" in p.message.value and "Lower T" in p.message.value
+    assert np.all(np.isfinite(p.line_didv.y))
