@@ -1174,25 +1174,4 @@ def residue_maps(substrate: Substrate, impurities: Sequence[Impurity], sites: np
     sub = substrate.with_gamma(0.0)
     prop = LatticePropagators(sub, impurities, tip_orbitals=tip_orbitals)
     pts = prop.tip_sites(sites)
-    roots = np.array(_tmatrix._roots(prop))
-    out = np.zeros((pts.shape[0], roots.size))
-    done: set[int] = set()
-    spin = nambu.SIGMA0.copy()
-    for k, e in enumerate(roots):
-        if k in done:
-            continue
-        group = [j for j in range(roots.size) if abs(roots[j] - e) < 1e-7 * sub.delta]
-        done |= set(group)
-        a = _tmatrix._hermitian_a(prop, np.array([e]))[0]
-        h = 1e-6 * sub.delta
-        ap, am = (_tmatrix._hermitian_a(prop, np.array([x]))[0] for x in (e + h, e - h))
-        da = (ap - am) / (2 * h)
-        vals, vecs = np.linalg.eigh(a)
-        null = vecs[:, np.argsort(np.abs(vals))[:len(group)]]
-        R = null @ np.linalg.inv(null.conj().T @ da @ null) @ null.conj().T
-        rows, cols = prop.reduced_map(pts, np.array([e + 0j]), 0.0, part, tabulate=False, dtype=complex)
-        rt = prop.reduce_t(R[None], spin)
-        w = 0.5 * np.pi * np.real(np.einsum("kpea,eab,kpeb->p", rows, rt, cols))
-        for j in group:
-            out[:, j] = w / len(group)
-    return roots, out
+    return _tmatrix.state_weights(prop, pts, 0.0, part, np.array(_tmatrix._roots(prop)))

@@ -158,17 +158,26 @@ def residue_maps(substrate: Substrate, impurities: Sequence[Impurity], points: n
     prop = make_propagators(sub, impurities)
     if prop.n == 0:
         return np.zeros(0), np.zeros((pts.shape[0], 0))
-    roots = np.array(_roots(prop))
+    return state_weights(prop, pts, rc, part, np.array(_roots(prop)))
+
+
+def state_weights(prop: PropagatorSet, pts: np.ndarray, rc: float, part: str,
+                  roots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(roots, W) of :func:`residue_maps` for any propagator set ``prop`` (continuum, Rashba or lattice) at
+    Γ = 0, given its signed ``roots``: W = (π/2) Re Σ Φ̄ R Φ, R = N (N†A′N)⁻¹ N† the residue of
+    t = A⁻¹ at the root (N the null space of A = v⁻¹ − 𝒢, A′ = dA/dω by a central difference);
+    degenerate roots share their weight equally."""
+    delta = prop.substrate.delta
     out = np.zeros((pts.shape[0], roots.size))
     done: set[int] = set()
     spin = nambu.SIGMA0.copy()
     for k, e in enumerate(roots):
         if k in done:
             continue
-        group = [j for j in range(roots.size) if abs(roots[j] - e) < 1e-7 * sub.delta]
+        group = [j for j in range(roots.size) if abs(roots[j] - e) < 1e-7 * delta]
         done |= set(group)
         a = _hermitian_a(prop, np.array([e]))[0]
-        h = 1e-6 * sub.delta
+        h = 1e-6 * delta
         da = (_hermitian_a(prop, np.array([e + h]))[0] - _hermitian_a(prop, np.array([e - h]))[0]) / (2 * h)
         vals, vecs = np.linalg.eigh(a)
         null = vecs[:, np.argsort(np.abs(vals))[:len(group)]]
