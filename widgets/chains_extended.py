@@ -1,4 +1,6 @@
-"""The chains panel's extended-model fan diagrams: the energies against d/λ_F, ξ_J/λ_F or J₀ (paper 004, Fig. S5).
+"""The chains panel's extended-model fan diagrams: the energies against d/λ_F, ξ_J/λ_F or J₀ (Fig. S5 of
+F. Friedrich, R. Boshuis, M. Bode and A. Odobesko, "Coupling of Yu-Shiba-Rusinov states in 1D chains of Fe
+atoms on Nb(110)", manuscript, 2023; no journal or DOI identified: ``references.cite("friedrich2023_fe_chains")``).
 
 A table of small axis descriptions (what is swept, over which range, in which plotted unit); the
 energies are :func:`gapscope.kernels.chains.extended_fan`'s.

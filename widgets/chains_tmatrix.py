@@ -57,8 +57,10 @@ class SpinAxis:
         return np.array([a * u[0] + b * n[0], a * u[1] + b * n[1], c])
 
 
-#: spin-axis choices: out of plane, in plane along the chain, in plane across it (paper 002: AFM spins in
-#: plane ⊥ a mirror-symmetric bond stay degenerate with SOC); a spiral turns in the plane of â and û
+#: spin-axis choices: out of plane, in plane along the chain, in plane across it (P. Beck et al., "Spin-orbit
+#: coupling induced splitting of Yu-Shiba-Rusinov states in antiferromagnetic dimers", Nat. Commun. 12, 2040
+#: (2021), doi:10.1038/s41467-021-22261-6: AFM spins in plane ⊥ a mirror-symmetric bond stay degenerate with
+#: SOC); a spiral turns in the plane of â and û
 #: (cycloid) or, for â across the chain, about ẑ
 SPIN_AXES: dict[str, SpinAxis] = {
     "out of plane (z)": SpinAxis(0.0, 0.0, 1.0, (0.0, 1.0, 0.0)),
