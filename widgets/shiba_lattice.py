@@ -124,7 +124,9 @@ class LatticeView:
         capped = wanted > cap
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UserWarning)
-            sub = lattice.Substrate(v["substrate"], **args, nk=min(wanted, cap))
+            # the criterion's own mesh (nk=None: on-site spectra by the triangle route) unless capped or set
+            auto = not int(v["nk"]) and lattice._smooth_even(wanted) <= cap
+            sub = lattice.Substrate(v["substrate"], **args, nk=None if auto else min(wanted, cap))
             _ = sub.n0                                   # the k-mesh and N₀ (ValueError if μ is outside the band)
         notes = [str(c.message) for c in caught if issubclass(c.category, UserWarning)]
         if capped:

@@ -238,3 +238,25 @@ def test_rashba_change_uses_the_fast_route_and_equals_the_exact_k_sum(panel, mon
     G = np.asarray(panel.line_didv.y)
     assert np.max(np.abs(G - ref)) < 3e-4 * np.max(ref)
     np.testing.assert_allclose(r["states"], lattice.energies(ex, imps), atol=1e-4 * 1.5)
+
+
+def test_uncapped_auto_mesh_draws_the_triangle_route_spectrum(panel):
+    """nk = 0 with a criterion mesh within the server's cap: the substrate keeps nk=None, so the spectrum at the
+    impurity goes through the on-site triangle route; the plotted dI/dV equals the direct binned k-sum on the
+    criterion's mesh (method="binned", an independent route) through the same chain to 2e-3 of its maximum."""
+    kw = dict(t=3.0, mu=-3.0, delta=1.5, rashba=0.0, gamma=0.15)
+    panel.set(substrate="square", nk=0, exchange=4.5, potential=0.0, tip="normal", temperature=0.0, vmod_rms=0.0,
+              v_max=2.5, map_sites=3.0, map_state=0, view="electron (normal tip)", **kw)
+    panel.move_tip(0.0, 0.0)
+    ready(panel)
+    assert "gs-error" not in panel.message.value, panel.message.value
+    sub = panel.result["sub"]
+    assert sub.triangles and lattice.EXACT_MAX < sub.nk[0] ** 2 and sub.nk[0] <= shiba_lattice.MESH_CAP
+    ref = lattice.Substrate("square", **kw, method="binned")
+    assert ref.nk == sub.nk and not ref.triangles
+    imps = [lattice.Impurity(site=(0, 0), spin=(0, 0, 1), channels=[lattice.Channel(0, exchange=4.5)])]
+    V = np.linspace(-2.5, 2.5, 600)
+    G = tunneling.didv(V, sample_dos=lattice.Engine(ref, imps).sample_dos((0, 0)), temperature=0.0, tip_delta=0.0,
+                       tip_gamma=0.0259, vmod_rms=0.0)
+    assert np.max(np.abs(np.asarray(panel.line_didv.y) - G)) < 2e-3 * np.max(G)
+    np.testing.assert_allclose(panel.result["states"], lattice.energies(ref, imps), rtol=1e-4)
