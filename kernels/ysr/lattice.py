@@ -842,9 +842,10 @@ class _TriangleDOS(_Mesh):
     def n0(self, velocity: np.ndarray, hk: Callable[..., np.ndarray], refine: int = 8) -> float:
         """N₀ per spin per cell (1/meV): the triangle DOS at ξ = 0 on the cells near the Fermi line refined ``refine``×.
 
-        A point value of the triangle DOS errs by O(dk²) erratically (≈ 10⁻³ on a 200² mesh); the
-        cells whose corners, or a neighbour's, straddle ξ = 0 are cut into refine² sub-cells (the
-        bands evaluated there) and only their triangles summed: a 1600² mesh's N₀ for O(n) cells.
+        A point value of the triangle DOS errs by O(dk²) erratically (measured ≈ 10⁻³ on a 200²
+        mesh); the cells whose corners, or a neighbour's, straddle ξ = 0 are cut into refine²
+        sub-cells (the bands evaluated there) and only their triangles summed: the N₀ of an
+        (n·refine)² mesh (2048² for n = 256) for O(n) cells; measured ≤ 2·10⁻⁴ of the closed form.
         """
         e = self.mesh_eps                                                     # (n, n, M)
         n = self.nk[0]
