@@ -1051,8 +1051,12 @@ class Substrate:
         if nk is None:
             chosen = tuple(min(_smooth_even(n), cap) for n in need)
             if any(n > cap for n in need):
+                tri = self.dim == 2 and norb == 1 and getattr(hk, "_built_in", False) and method == "auto"
+                what = "maps and several impurities are" if tri else "results are"
+                onsite = ("; a single impurity's on-site spectrum and YSR energies are (linear triangles, no torus)"
+                          if tri else "")
                 warnings.warn(f"the k-mesh criterion (2π/n)·v < Γ asks for n = {need}, above the cap {cap}: using "
-                              f"{chosen}; results are not converged for Γ = {self.gamma:g} meV (raise gamma)",
+                              f"{chosen}; {what} not converged for Γ = {self.gamma:g} meV (raise gamma){onsite}",
                               UserWarning, stacklevel=3)
         else:
             raw = tuple(np.atleast_1d(np.asarray(nk)).tolist())
