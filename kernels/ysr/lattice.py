@@ -343,6 +343,26 @@ def _pole_sum_fft(z: np.ndarray, nodes: np.ndarray, acc: np.ndarray, nu: int, h:
     return res + out
 
 
+def _fermi_triangles(e00: np.ndarray, e10: np.ndarray, e01: np.ndarray, e11: np.ndarray) -> float:
+    """Σ over the cells' two triangles (00, 10, 11) and (00, 01, 11) of the linear-triangle DOS at ε = 0, × cell area.
+
+    A triangle with sorted corners e₁ ≤ e₂ ≤ e₃ straddling 0 contributes 2a·(−e₁)/((e₂−e₁)(e₃−e₁)) if
+    e₂ ≥ 0, else 2a·e₃/((e₃−e₁)(e₃−e₂)), a = half the cell; the sum is returned for a unit cell
+    (divide by the number of cells for the DOS per zone).
+    """
+    total = 0.0
+    for b, c in ((e10, e11), (e01, e11)):
+        lo3 = np.minimum(np.minimum(e00, b), c)
+        hi3 = np.maximum(np.maximum(e00, b), c)
+        cut = (lo3 < 0) & (hi3 >= 0)                          # triangles the Fermi line crosses
+        e1, e3 = lo3[cut], hi3[cut]
+        e2 = e00[cut] + b[cut] + c[cut] - e1 - e3
+        with np.errstate(divide="ignore", invalid="ignore"):
+            val = np.where(e2 >= 0, -e1 / ((e2 - e1) * (e3 - e1)), e3 / ((e3 - e1) * (e3 - e2)))
+        total += float(np.nansum(val))
+    return total
+
+
 # ----------------------------------------------------------------------------- the k-mesh
 class _Mesh:
     """Eigen-decomposition of the clean BdG Bloch Hamiltonian on a k-mesh, and G₀(d, z) from it.
@@ -427,19 +447,7 @@ class _Mesh:
             e = eps.reshape(nk + (eps.shape[-1],))
             e10 = np.roll(e, -1, axis=0)
             e01 = np.roll(e, -1, axis=1)
-            e11 = np.roll(e10, -1, axis=1)
-            total = 0.0
-            area = 1.0 / (2.0 * K)
-            for b, c in ((e10, e11), (e01, e11)):
-                lo3 = np.minimum(np.minimum(e, b), c)
-                hi3 = np.maximum(np.maximum(e, b), c)
-                cut = (lo3 < 0) & (hi3 >= 0)                  # triangles the Fermi line crosses
-                e1, e3 = lo3[cut], hi3[cut]
-                e2 = e[cut] + b[cut] + c[cut] - e1 - e3
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    val = np.where(e2 >= 0, -e1 / ((e2 - e1) * (e3 - e1)), e3 / ((e3 - e1) * (e3 - e2)))
-                total += 2.0 * area * float(np.nansum(val))
-            return total / spins
+            return _fermi_triangles(e, e10, e01, np.roll(e10, -1, axis=1)) / K / spins
         sig = max(float(np.max(2 * np.pi * velocity / np.array(self.nk))), 1e-6)
         return float(np.sum(np.exp(-0.5 * (eps / sig) ** 2)) / (math.sqrt(2 * np.pi) * sig * self.K) / spins)
 
@@ -863,17 +871,7 @@ class _TriangleDOS(_Mesh):
         k1, k2 = np.broadcast_arrays(k1, k2)
         ev = self._bands(k1, k2)                                               # (cells, r+1, r+1, M)
         ev = np.take_along_axis(ev, band[:, None, None, None], axis=-1)[..., 0]
-        v00, v10, v01, v11 = ev[:, :-1, :-1], ev[:, 1:, :-1], ev[:, :-1, 1:], ev[:, 1:, 1:]
-        total = 0.0
-        for b, cc in ((v10, v11), (v01, v11)):
-            lo3 = np.minimum(np.minimum(v00, b), cc)
-            hi3 = np.maximum(np.maximum(v00, b), cc)
-            cut = (lo3 < 0) & (hi3 >= 0)
-            e1, e3 = lo3[cut], hi3[cut]
-            e2 = (v00 + b + cc)[cut] - e1 - e3
-            with np.errstate(divide="ignore", invalid="ignore"):
-                val = np.where(e2 >= 0, -e1 / ((e2 - e1) * (e3 - e1)), e3 / ((e3 - e1) * (e3 - e2)))
-            total += float(np.nansum(val))
+        total = _fermi_triangles(ev[:, :-1, :-1], ev[:, 1:, :-1], ev[:, :-1, 1:], ev[:, 1:, 1:])
         return total / (n * n * r * r) / (2.0 if self.spinful else 1.0)
 
     def _weights(self, disps: np.ndarray, sl: slice) -> tuple[np.ndarray, np.ndarray]:
