@@ -588,3 +588,72 @@ def test_triangle_route_equals_criterion_mesh_k_sum(kind, rashba):
     b = lattice.ldos(ref, imp, [(0, 0)], w)
     assert np.max(np.abs(a - b)) < 1e-3 * np.max(np.abs(b))
     assert np.allclose(lattice.energies(sub, imp), lattice.energies(ref, imp), rtol=2e-5)
+
+
+@pytest.mark.parametrize("kind,rashba", [("square", 0.0), ("square", 0.3), ("triangular", 0.0), ("bcc110", 0.2)])
+def test_symmetry_reduced_triangles_and_fermi_line_equal_the_full_sums(kind, rashba, monkeypatch):
+    """The triangle route keeps one triangle per symmetry orbit (inversion maps A(i, j) onto B(n−1−i, n−1−j),
+    the swap k₁ ↔ k₂ onto B(j, i)); its density and N₀ equal those of every triangle of the mesh (to the
+    round-off of the cumulative sums), with 2× (inversion) or 4× (both) fewer triangles."""
+    sub = _quiet(kind=kind, t=1.0, mu=-1.0, delta=0.2, gamma=0.02, rashba=rashba, nk=64)
+    M = 2 if rashba else 1
+    bands = lattice._band_function(sub.hk, M)
+    eps = np.array(lattice._band_mesh(bands, 96, M))
+    assert lattice._mesh_symmetry(eps) == (True, True)         # all three lattices in their reduced coordinates
+    assert lattice._mesh_symmetry(eps[:, ::-1]) == (False, False)
+    out = {}
+    for sym in ((False, False), (True, False), (True, True)):
+        monkeypatch.setattr(lattice, "_mesh_symmetry", lambda e, sym=sym: sym)
+        out[sym] = (lattice._TriangleDOS(sub.hk, 96, bool(rashba), 0.2, sub.bin_width),
+                    lattice._fermi_line_n0(eps, bands, bool(rashba)))
+    full, n0 = out[(False, False)]
+    for sym, factor in (((True, False), 2), ((True, True), 4)):
+        red, n0_red = out[sym]
+        assert red.area.size * factor < 1.05 * full.area.size and abs(red.area.sum() - 1.0) < 1e-12
+        assert red.x0 == full.x0
+        grid = np.zeros((2, int(round((max(red.xi.max(), full.xi.max()) - red.x0) / red.h)) + 1, M))
+        for g, t in zip(grid, (red, full), strict=True):
+            g[np.rint((t.xi - t.x0) / t.h).astype(int)] = t.rho
+        np.testing.assert_allclose(grid[0], grid[1], rtol=0, atol=1e-10 * full.rho.max())
+        assert abs(n0_red - n0) < 1e-13 * n0
+
+
+def test_merged_poles_and_tail_interpolation_equal_direct_sums():
+    """Equal poles (symmetry-related k-points of a torus) merged with summed weights, and the far tail
+    of the binned pole sum by Chebyshev interpolation in Re z, equal the direct sums to round-off;
+    the 41×41 square torus has ≤ 1/6 of its k-points' energies distinct."""
+    sub = _quiet(kind="square", t=1.0, mu=-1.0, delta=0.2, gamma=0.01, nk=41)
+    mesh = sub._mesh()
+    d = np.array([[0, 0], [3, -1]])
+    e, w = mesh._weights(d, slice(0, mesh.K))
+    em, wm = lattice._merge_poles(e, w)
+    assert em.size <= e.size / 6
+    z = np.linspace(-0.4, 0.4, 37) + 0.01j
+    np.testing.assert_allclose(lattice._pole_sum_dense(z, em, wm, True), lattice._pole_sum_dense(z, e, w, True),
+                               rtol=0, atol=1e-12 * np.max(np.abs(lattice._pole_sum_dense(z, e, w, True))))
+    rng = np.random.default_rng(3)
+    nodes = 0.75 + np.cumsum(rng.uniform(1e-3, 0.05, 300))
+    acc = rng.normal(size=(300, 3)) + 1j * rng.normal(size=(300, 3))
+    for symmetric in (True, False):
+        for zz in (np.linspace(-0.4, 0.4, 400) + 0.01j, np.linspace(-0.1, 0.7, 300) + 0.02j):
+            ref = lattice._pole_sum_dense(zz, nodes, acc, symmetric)
+            got = lattice._tail_sum(zz, nodes, acc, symmetric)
+            assert np.max(np.abs(got - ref)) < 1e-12 * np.max(np.abs(ref))
+
+
+def test_green_of_the_last_call_is_reused_read_only():
+    """An LDOS asks the substrate for the same G₀ three times (channels, tip, bulk): the last result is
+    returned again, read-only, and a different energy grid or displacement set is computed afresh."""
+    sub = _quiet(kind="square", t=1.0, mu=-1.0, delta=0.2, gamma=0.02, nk=32)
+    z = np.linspace(-0.3, 0.3, 30) + 0.02j
+    a = sub.green(z, [[0, 0], [1, 0]])
+    assert sub.green(z, [[0, 0], [1, 0]]) is a and not a.flags.writeable
+    b = sub.green(z[::-1], [[0, 0], [1, 0]])
+    np.testing.assert_allclose(b, a[::-1], atol=1e-14)
+    c = sub.green(z, [[0, 0], [0, 1]])
+    assert c is not a
+    np.testing.assert_allclose(c, a, atol=1e-14)          # (1, 0) and (0, 1) are equivalent on the square
+    torus = _quiet(kind="square", t=1.0, mu=-1.0, delta=0.2, gamma=0.01, nk=41)
+    import mpmath as mp
+    n0 = -float(mp.im(2.0 / (mp.pi * mp.mpc(-1.0, 1e-20)) * mp.ellipk(16.0 / mp.mpc(-1.0, 1e-20) ** 2))) / math.pi
+    assert abs(torus.n0 - n0) < 1e-4 * n0                 # N₀ of the infinite lattice, whatever the mesh
