@@ -540,7 +540,6 @@ class _Mesh:
             self.E, self.U = np.linalg.eigh(bdg)                          # (K, 2M), (K, 2M, 2M)
             self.normal_eps = _eigh_small(he, vectors=False)
         self._bins: dict[Hashable, Any] = {}
-        self._exact_w: dict[Hashable, Any] = {}
 
     # ---- spectral properties
     def spectral_gap(self) -> float:
@@ -858,11 +857,24 @@ class _TriangleDOS(_Mesh):
         self.normal_eps = self.eps
         self.K = self.xi.size
         self._bins: dict[Hashable, Any] = {}
-        self._exact_w: dict[Hashable, Any] = {}
 
     def green(self, z: np.ndarray, disps: np.ndarray, h: float, method: str = "auto") -> np.ndarray:
-        """G₀(0, z) (E, nd, 4, 4) as :meth:`_Mesh.green` (every displacement must be 0)."""
-        g = super().green(z, np.zeros((1, 2), dtype=np.int64), h, "binned")[:, 0]
+        """G₀(0, z) (E, nd, 4, 4) as :meth:`_Mesh.green` (every displacement must be 0).
+
+        The on-site weight of every band is σ₀/M, so two pole sums, S_a = Σ ρh/(2E)(…) and S_b with
+        ξρh/(2E), give A = (S_a/M)·σ₀ and B = (S_b/M)·σ₀: two columns, not 2M².
+        """
+        z = np.atleast_1d(np.asarray(z, dtype=complex))
+        zero = np.zeros((1, 2), dtype=np.int64)
+        if np.any(disps):
+            raise ValueError("the triangle route gives the on-site G₀ only")
+        cols = np.zeros((z.size, 2), dtype=complex)
+        for nodes, acc, nu in self._binned(zero, h, self._reach(z, h))[0]:
+            cols += _pole_sum(z, nodes, acc, nu, h, symmetric=True)
+        eye = np.eye(self.M) / self.M
+        A = cols[:, 0, None, None, None] * eye                                 # (E, 1, M, M)
+        B = cols[:, 1, None, None, None] * eye
+        g = self._band_blocks(z, A, B)[:, 0]
         return np.broadcast_to(g[:, None], (g.shape[0], disps.shape[0]) + g.shape[1:]).copy()
 
     @staticmethod
@@ -968,16 +980,13 @@ class _TriangleDOS(_Mesh):
         return _fermi_line_n0(self.mesh_eps, self._bands, self.spinful)
 
     def _weights(self, disps: np.ndarray, sl: slice) -> tuple[np.ndarray, np.ndarray]:
+        """Poles (Kc·M,) and the two columns [ρh/(2E), ξρh/(2E)] (Kc·M, 2) of :meth:`green` (d = 0 only)."""
         if np.any(disps):
             raise ValueError("the triangle route gives the on-site G₀ only")
-        M, nd = self.M, disps.shape[0]
         pol = self.poles[sl]                                                  # (Kc, M)
-        wa = (self.rho[sl] * self.h / (2.0 * pol))[:, :, None, None, None] * (np.eye(M) / M)[None, None, None]
-        wa = np.broadcast_to(wa, (pol.shape[0], M, nd, M, M))
-        wb = wa * self.eps[sl][:, :, None, None, None]
-        w = np.concatenate([wa.reshape(pol.shape[0], M, nd * M * M), wb.reshape(pol.shape[0], M, nd * M * M)],
-                           axis=-1)
-        return pol.reshape(-1), w.reshape(pol.shape[0] * M, -1)
+        wa = self.rho[sl] * self.h / (2.0 * pol)
+        w = np.stack([wa, wa * self.eps[sl]], axis=-1)                        # (Kc, M, 2)
+        return pol.reshape(-1), w.reshape(-1, 2)
 
 
 # ----------------------------------------------------------------------------- substrate
