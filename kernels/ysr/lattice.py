@@ -39,12 +39,15 @@ Green's function
     few FFTs of the bin grid, not energies × bins.
 On-site route (linear triangles)
     With ``nk=None`` on a one-orbital built-in lattice (square, triangular, bcc(110); with or
-    without Rashba) the on-site G₀(0, z) — a single impurity's spectrum and YSR energies, and
-    N₀ — needs no torus: the band's density on a mesh resolving its curvature,
+    without Rashba) the on-site G₀(0, z) — a single impurity's spectrum and YSR energies —
+    needs no torus: the band's density on a mesh resolving its curvature,
     (dk²/8)·max|ε''| < Γ/64 (256² for the issue's square lattice at Γ = 0.01t, instead of the
     criterion's 1280²), by the linear triangle method, as exact tent averages on the pole grid
-    (:class:`_TriangleDOS`); Richardson-extrapolated from the same mesh's every other point at
-    Γ = 0 (in the gap the error is a clean c·dk²).  Measured against the elliptic-integral closed
+    (:class:`_TriangleDOS`; one triangle per orbit of the mesh's inversion and k₁ ↔ k₂
+    symmetries, two pole-sum columns since the on-site weight is σ₀/M); Richardson-extrapolated
+    from the same mesh's every other point at Γ = 0 (in the gap the error is a clean c·dk²).
+    ``Substrate.with_mesh`` gives the same lattice on a torus for what needs one (a capped map)
+    with the same N₀.  Measured against the elliptic-integral closed
     form of the square lattice: 5·10⁻⁵ of max|G₀| at Γ = 0.01t inside the band (10⁻³ near the
     band bottom, μ = −3t), 10⁻⁵ on the real axis in the gap (the pole bins' floor); YSR
     energies to 10⁻⁵.  Displacements d ≠ 0 (dimers, chains, maps) use the criterion's mesh.
@@ -57,8 +60,10 @@ k-mesh criterion
     direction in 2D, 64 in 3D); a user's ``nk`` that violates it gets a ``UserWarning`` with
     the numbers.
 Normalisation
-    g = G/(πN₀), N₀ the normal-state DOS per spin per unit cell at E_F = 0 (1/meV; linear
-    triangles on the mesh in 2D), so the spin-summed electron LDOS is ≈ 1 in the normal state.
+    g = G/(πN₀), N₀ the normal-state DOS per spin per unit cell at E_F = 0 (1/meV; in 2D the
+    infinite lattice's whatever the mesh: linear triangles on a 256² mesh with the Fermi line's
+    cells refined 8×, ≤ 10⁻⁴ of the closed form), so the spin-summed electron LDOS is ≈ 1 in the
+    normal state.
 Impurities
     On-site V = potential·τ_z + exchange·n̂·σ (meV) on one orbital of a site.  In the
     dimensionless T-matrix of :mod:`.tmatrix` this is the vertex v = βτ_z + αn̂·σ with
@@ -789,6 +794,8 @@ class _Mesh:
 # ----------------------------------------------------------------------------- on-site: the linear triangle method
 #: mesh per direction on which a 2D substrate's N₀ is found (its Fermi-line cells then refined 8×)
 N0_MESH = 256
+#: most density points (bandwidth / h) the triangle route builds (8 bytes each, a few arrays of them)
+TRIANGLE_MAX_GRID = 2 ** 24
 #: the triangle route's mesh: (dk²/8)·max|∂²ε/∂k²| below Γ/TRIANGLE_CURVATURE (at least 96 points per direction)
 TRIANGLE_CURVATURE = 64.0
 
@@ -826,7 +833,7 @@ class _TriangleDOS(_Mesh):
     ``richardson``: (4ρ(n) − ρ(n/2))/3 with the n/2 mesh the same points' every other one — for the
     bound-state finder's real in-gap axis (Γ = 0), where the error is a clean c·dk²; inside the band
     at Γ > 0 it is not (the Γ-wide features), and the plain density is the better one there.
-    Only the on-site displacement d = 0; N₀ from :meth:`n0`.
+    Only the on-site displacement d = 0 (N₀ comes from :func:`_fermi_line_n0`, as for every 2D substrate).
     """
 
     def __init__(self, hk: Callable[..., np.ndarray], n: int, spinful: bool, delta: float, h: float,
@@ -841,6 +848,10 @@ class _TriangleDOS(_Mesh):
         lo, hi = float(self.corners[..., 0].min()), float(self.corners[..., 2].max())
         self.x0 = h * math.floor(lo / h) - 2.0 * h
         J = int(math.ceil((hi - self.x0) / h)) + 4
+        if J > TRIANGLE_MAX_GRID:
+            raise ValueError(f"the on-site triangle route needs {J:.3g} density points (bandwidth {hi - lo:.3g} meV "
+                             f"over h = min(Γ, Δ)/64 = {h:.3g} meV), more than {TRIANGLE_MAX_GRID:.3g}: "
+                             "raise gamma or delta")
         self.rho = self._density(J)                                          # (J, M)
         if richardson and n % 2 == 0:     # the in-gap error is c·dk² (once the averages are exact): → O(dk⁴)
             half = object.__new__(_TriangleDOS)
@@ -974,10 +985,6 @@ class _TriangleDOS(_Mesh):
     def density_at(self, x: float) -> float:
         """Σ_n ρ_n(x) (1/meV per cell), from the ramps."""
         return float(sum(np.sum(c * np.maximum(x - e, 0.0)) for e, c in self._coefficients()))
-
-    def n0(self, velocity: np.ndarray, hk: Callable[..., np.ndarray]) -> float:
-        """N₀ per spin per cell (1/meV) from this mesh by :func:`_fermi_line_n0`."""
-        return _fermi_line_n0(self.mesh_eps, self._bands, self.spinful)
 
     def _weights(self, disps: np.ndarray, sl: slice) -> tuple[np.ndarray, np.ndarray]:
         """Poles (Kc·M,) and the two columns [ρh/(2E), ξρh/(2E)] (Kc·M, 2) of :meth:`green` (d = 0 only)."""
@@ -1147,39 +1154,8 @@ class Substrate:
         m = self.norb * (2 if self.spinful else 1)
         window = max(4.0 * float(d.max()), 20.0 * self.gamma)
         self.velocity, self.bandwidth = _velocities(hk, self.dim, m, window)
-        need = required_nk(self.velocity.tolist(), self.gamma, self.delta)
-        cap = 2048 if self.dim == 2 else 64
-        if nk is None:
-            chosen = tuple(min(_smooth_even(n), cap) for n in need)
-            if any(n > cap for n in need):
-                tri = self.dim == 2 and norb == 1 and getattr(hk, "_built_in", False) and method == "auto"
-                what = "maps and several impurities are" if tri else "results are"
-                onsite = ("; a single impurity's on-site spectrum and YSR energies are (linear triangles, no torus)"
-                          if tri else "")
-                warnings.warn(f"the k-mesh criterion (2π/n)·v < Γ asks for n = {need}, above the cap {cap}: using "
-                              f"{chosen}; {what} not converged for Γ = {self.gamma:g} meV (raise gamma){onsite}",
-                              UserWarning, stacklevel=3)
-        else:
-            raw = tuple(np.atleast_1d(np.asarray(nk)).tolist())
-            if len(raw) == 1:
-                raw = raw * self.dim
-            if len(raw) != self.dim or any(int(n) != n or n < 2 for n in raw):
-                raise ValueError(f"nk must be an integer ≥ 2 or {self.dim} of them, got {nk!r}")
-            chosen = tuple(int(n) for n in raw)
-            g = self.gamma if self.gamma > 0 else 0.5 * self.delta
-            bad = [(n, 2 * math.pi / n * v) for n, v in zip(chosen, self.velocity, strict=True)
-                   if 2 * math.pi / n * v > g]
-            if bad:
-                warnings.warn(f"k-mesh nk = {chosen} is too coarse for the broadening: k-spacing × band velocity = "
-                              f"{max(b[1] for b in bad):.3g} meV > {'Γ' if self.gamma > 0 else 'Δ/2'} = {g:.3g} meV "
-                              f"(band velocity {np.round(self.velocity, 4).tolist()} meV/rad); the torus sum is "
-                              f"then not the infinite lattice's G₀; use nk ≥ {need} or nk=None",
-                              UserWarning, stacklevel=3)
-        self.nk = chosen
-        self._shared: dict[Hashable, Any] = {"token": object()}
-        # on-site quantities of a one-orbital built-in lattice on the criterion's (large) mesh: the triangle route
-        self.triangles = (nk is None and self.dim == 2 and self.norb == 1 and getattr(hk, "_built_in", False)
-                          and int(np.prod(chosen)) > EXACT_MAX and method == "auto")
+        self._shared: dict[Hashable, Any] = {}
+        self._set_mesh(nk)
 
     # ---- derived
     def _mesh(self) -> _Mesh:
@@ -1198,12 +1174,15 @@ class Substrate:
         return self._shared[key]
 
     @property
+    def triangle_nk(self) -> int | None:
+        """Mesh per direction of the on-site linear-triangle route, or None when this substrate does not take it."""
+        return self._triangles().nk[0] if self.triangles else None
+
+    @property
     def n0(self) -> float:
         """Normal-state DOS per spin per unit cell at E_F = 0, 1/meV (the g = G/πN₀ normalisation)."""
         if "n0" not in self._shared:
-            if self.triangles:
-                n0 = self._triangles().n0(self.velocity, self.hk)
-            elif self.dim == 2:       # the infinite lattice's N₀ whatever the mesh: refined Fermi-line triangles
+            if self.dim == 2:         # the infinite lattice's N₀ whatever the mesh: refined Fermi-line triangles
                 M = self.norb * (2 if self.spinful else 1)
                 bands = _band_function(self.hk, M)
                 n0 = _fermi_line_n0(_band_mesh(bands, N0_MESH, M), bands, self.spinful)
@@ -1218,6 +1197,54 @@ class Substrate:
     def bin_width(self) -> float:
         """Pole-bin width h of the binned k-sum, meV: min(Γ, Δ)/64, or Δ/256 at Γ = 0."""
         return min(self.gamma, self.delta) / 64.0 if self.gamma > 0 else self.delta / 256.0
+
+    def _set_mesh(self, nk: int | Sequence[int] | None) -> None:
+        """Choose (nk=None: from the criterion (2π/n)·v < Γ) or check the k-mesh, warn if it is too coarse, and
+        start fresh caches."""
+        need = required_nk(self.velocity.tolist(), self.gamma, self.delta)
+        cap = 2048 if self.dim == 2 else 64
+        if nk is None:
+            chosen = tuple(min(_smooth_even(n), cap) for n in need)
+            if any(n > cap for n in need):
+                tri = (self.dim == 2 and self.norb == 1 and getattr(self.hk, "_built_in", False)
+                       and self.method == "auto")
+                what = "maps and several impurities are" if tri else "results are"
+                onsite = ("; a single impurity's on-site spectrum and YSR energies are (linear triangles, no torus)"
+                          if tri else "")
+                warnings.warn(f"the k-mesh criterion (2π/n)·v < Γ asks for n = {need}, above the cap {cap}: using "
+                              f"{chosen}; {what} not converged for Γ = {self.gamma:g} meV (raise gamma){onsite}",
+                              UserWarning, stacklevel=4)
+        else:
+            raw = tuple(np.atleast_1d(np.asarray(nk)).tolist())
+            if len(raw) == 1:
+                raw = raw * self.dim
+            if len(raw) != self.dim or any(int(n) != n or n < 2 for n in raw):
+                raise ValueError(f"nk must be an integer ≥ 2 or {self.dim} of them, got {nk!r}")
+            chosen = tuple(int(n) for n in raw)
+            g = self.gamma if self.gamma > 0 else 0.5 * self.delta
+            bad = [(n, 2 * math.pi / n * v) for n, v in zip(chosen, self.velocity, strict=True)
+                   if 2 * math.pi / n * v > g]
+            if bad:
+                warnings.warn(f"k-mesh nk = {chosen} is too coarse for the broadening: k-spacing × band velocity = "
+                              f"{max(b[1] for b in bad):.3g} meV > {'Γ' if self.gamma > 0 else 'Δ/2'} = {g:.3g} meV "
+                              f"(band velocity {np.round(self.velocity, 4).tolist()} meV/rad); the torus sum is "
+                              f"then not the infinite lattice's G₀; use nk ≥ {need} or nk=None",
+                              UserWarning, stacklevel=4)
+        self.nk = chosen
+        self._shared = {"token": object()}
+        # on-site quantities of a one-orbital built-in lattice on the criterion's (large) mesh: the triangle route
+        self.triangles = (nk is None and self.dim == 2 and self.norb == 1 and getattr(self.hk, "_built_in", False)
+                          and int(np.prod(chosen)) > EXACT_MAX and self.method == "auto")
+
+    def with_mesh(self, nk: int | Sequence[int] | None) -> Substrate:
+        """The same lattice and Γ on another k-mesh (``nk`` as in the constructor), with its own caches but
+        this one's N₀ (an infinite-lattice value, the same whatever the mesh)."""
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new._set_mesh(nk)
+        if "n0" in self._shared:
+            new._shared["n0"] = self._shared["n0"]
+        return new
 
     def with_gamma(self, gamma: float) -> Substrate:
         """The same lattice (sharing its k-mesh and caches) with Dynes broadening ``gamma`` (meV)."""

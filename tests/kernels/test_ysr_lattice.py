@@ -383,6 +383,10 @@ def test_kmesh_warning_and_bad_input():
     with pytest.raises(ValueError, match="not Hermitian"):
         lattice.Substrate.from_hamiltonian(lambda k1, k2: (1j * np.cos(k1))[..., None, None], delta=0.2,
                                            gamma=0.05, nk=16)
+    tiny = lattice.Substrate("square", t=1.0, mu=-1.0, delta=1e-9, gamma=0.01)   # h = Δ/64: 5e11 density points
+    assert tiny.triangles and tiny.n0 > 0                                        # N₀ needs no density grid
+    with pytest.raises(ValueError, match="triangle route needs .* raise gamma or delta"):
+        lattice.ldos(tiny, IMPS[:1], [(0, 0)], [0.0])
 
 
 def test_sample_dos_feeds_tunnelling_chain():
