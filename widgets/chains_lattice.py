@@ -53,7 +53,8 @@ def _substrate(v: dict[str, Any], t_r: float) -> tuple[lattice.Substrate, list[s
             _SUBS.move_to_end(k)
             return _SUBS[k]
     try:
-        built = LatticeView().substrate(key)
+        sub, _, notes = LatticeView().substrate(key, onsite=False)     # several impurities: one torus for all
+        built = (sub, notes)
     except ValueError as exc:
         raise PanelInputError(f"The lattice substrate is refused: {exc}") from None
     with _LOCK:

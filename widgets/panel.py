@@ -100,16 +100,26 @@ class Cancelled(Exception):
 
 
 class Task:
-    """What a running compute sees of the panel: progress reporting and cancellation.
+    """What a running compute sees of the panel: progress reporting, staged results and cancellation.
 
     ``progress(fraction, text)`` updates the panel's progress bar (thread-safe: it only sets
     traits); ``check()`` raises :class:`Cancelled` once the task was cancelled, so kernels
-    that loop can stop early; ``cancelled`` tells without raising.
+    that loop can stop early; ``cancelled`` tells without raising.  ``publish(result)`` hands
+    a first, partial result to the panel while the compute goes on (a spectrum before its
+    slow map): a background panel draws it at once if the task is still current (not cached,
+    and ``draw`` sees the same kind of result as the final one); elsewhere it is ignored.
     """
 
-    def __init__(self, on_progress: Callable[[float, str], None] | None = None) -> None:
+    def __init__(self, on_progress: Callable[[float, str], None] | None = None,
+                 on_publish: Callable[[Any], None] | None = None) -> None:
         self._event = threading.Event()
         self._on_progress = on_progress
+        self._on_publish = on_publish
+
+    def publish(self, result: Any) -> None:
+        self.check()
+        if self._on_publish is not None:
+            self._on_publish(result)
 
     @property
     def cancelled(self) -> bool:
@@ -176,6 +186,8 @@ class Panel:
         self.session_bar = _session.SessionBar(self, self._session_root)
         self.last_redraw_s = 0.0
         self.last_compute_s = 0.0
+        #: seconds from a change to the draw of the last staged (partial) result (0: none yet)
+        self.last_partial_s = 0.0
         self.redraw_count = 0
         self.result: Any = None
         self._stale = False
@@ -389,7 +401,8 @@ class Panel:
             t0 = time.perf_counter()
             ok, result = self._run_compute(values, Task())
             return self._draw(result, time.perf_counter() - t0, key=key) if ok else False
-        task = Task(self._report_progress)
+        t0 = time.perf_counter()
+        task = Task(self._report_progress, lambda result: self._publish(result, task, seq, t0))
         with self._lock:
             self._task = task
             self._set_busy(True)
@@ -425,7 +438,15 @@ class Panel:
                 return False
             return self._draw(result, time.perf_counter() - t0, key=key)
 
-    def _draw(self, result: Any, compute_s: float, key: Hashable | None = None) -> bool:
+    def _publish(self, result: Any, task: Task, seq: int, t0: float) -> None:
+        """A background compute's staged result: drawn now if its task is still the current one."""
+        with self._lock:
+            if seq != self._seq or task.cancelled:
+                raise Cancelled()
+            if self._draw(result, time.perf_counter() - t0, adapt=False):
+                self.last_partial_s = self.last_redraw_s
+
+    def _draw(self, result: Any, compute_s: float, key: Hashable | None = None, *, adapt: bool = True) -> bool:
         t0 = time.perf_counter()
         self.show_message("")
         try:
@@ -452,7 +473,8 @@ class Panel:
         self._stale = False
         self.update_button.button_style = ""
         self.after_draw(result)
-        self._adapt_live_updates()
+        if adapt:
+            self._adapt_live_updates()
         return True
 
     def after_draw(self, result: Any) -> None:

@@ -95,7 +95,8 @@ class LatticeView:
 
     def __init__(self) -> None:
         self.engine: lattice.Engine | None = None
-        self._subs: OrderedDict[tuple, tuple[lattice.Substrate, list[str]]] = OrderedDict()
+        self._subs: OrderedDict[tuple, tuple[lattice.Substrate, lattice.Substrate, list[str]]] = OrderedDict()
+        self.map_engine: lattice.Engine | None = None
         self._curve_memo: tuple[tuple, tuple[np.ndarray, np.ndarray]] | None = None
         self._map_memo: tuple[tuple, np.ndarray] | None = None
         self._states_memo: tuple[tuple, np.ndarray] | None = None
@@ -106,14 +107,22 @@ class LatticeView:
         """Γ of the lattice's G₀ (meV): the slider's, or 10⁻³Δ at Γ = 0 (as the continuum)."""
         return v["gamma"] if v["gamma"] > 0 else 1e-3 * v["delta"]
 
-    def substrate(self, v: dict[str, Any], task: Task | None = None) -> tuple[lattice.Substrate, list[str]]:
-        """The lattice substrate for the values (cached: its k-mesh is the slow part) and its warnings."""
-        key = (v["substrate"], v["t"], v["mu"], v["delta"], v["rashba"], self.gamma(v), int(v["nk"]))
+    def substrate(self, v: dict[str, Any], task: Task | None = None, *, onsite: bool = True
+                  ) -> tuple[lattice.Substrate, lattice.Substrate, list[str]]:
+        """The lattice substrates for the values and their warnings (cached: their k-meshes are the slow part).
+
+        Two roles: the on-site substrate (spectrum at the impurity, YSR energies, E(α)) and the map's
+        (k-mesh FFTs, spectra away from the impurity).  With n_k = 0 the on-site one is ``nk=None``,
+        converged by the triangle route whatever the criterion asks for; the map's is the same object
+        unless the criterion's mesh exceeds the server's cap, then a capped torus.  A set n_k is one
+        torus for both, and so is ``onsite=False`` (several impurities: everything needs the mesh).
+        """
+        key = (v["substrate"], v["t"], v["mu"], v["delta"], v["rashba"], self.gamma(v), int(v["nk"]), onsite)
         if key in self._subs:
             self._subs.move_to_end(key)
             return self._subs[key]
         if task is not None:
-            task.progress(0.05, "lattice k-mesh …")
+            task.progress(0.05, "lattice substrate …")
         args = dict(t=v["t"], mu=v["mu"], delta=v["delta"], rashba=v["rashba"], gamma=self.gamma(v))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)     # a probe: its mesh is never built
@@ -124,19 +133,22 @@ class LatticeView:
         capped = wanted > cap
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UserWarning)
-            # the criterion's own mesh (nk=None: on-site spectra by the triangle route) unless capped or set
-            auto = not int(v["nk"]) and lattice._smooth_even(wanted) <= cap
-            sub = lattice.Substrate(v["substrate"], **args, nk=None if auto else min(wanted, cap))
-            _ = sub.n0                                   # the k-mesh and N₀ (ValueError if μ is outside the band)
-        notes = [str(c.message) for c in caught if issubclass(c.category, UserWarning)]
+            torus = bool(int(v["nk"])) or (capped and not onsite)
+            sub = lattice.Substrate(v["substrate"], **args, nk=min(wanted, cap) if torus else None)
+            _ = sub.n0                                   # N₀ (ValueError if μ is outside the band)
+            map_sub = sub.with_mesh(cap) if capped and not torus else sub
+        notes = [str(c.message) for c in caught if issubclass(c.category, UserWarning) and not capped]
         if capped:
+            converged = ("; the spectrum at the impurity and the YSR energies are converged (linear triangles)"
+                         if sub.triangles else "")
             notes = [f"k-mesh capped at {cap}×{cap} on this server ({wanted}×{wanted} asked for"
-                     f"{'' if int(v['nk']) else ' by the convergence criterion'}): the spectrum is that of a "
-                     f"{cap}×{cap} torus; raise Γ (or lower t) for a converged lattice"]
-        self._subs[key] = (sub, notes)
+                     f"{'' if int(v['nk']) else ' by the convergence criterion'}): the "
+                     f"{'map and spectra away from the impurity are' if sub.triangles else 'results are'} those "
+                     f"of a {cap}×{cap} torus{converged}; raise Γ (or lower t) for a converged map"]
+        self._subs[key] = (sub, map_sub, notes)
         while len(self._subs) > 3:
             self._subs.popitem(last=False)
-        return sub, notes
+        return sub, map_sub, notes
 
     @staticmethod
     def check_spectrum_cost(sub: lattice.Substrate, n_energies: int) -> None:
@@ -166,38 +178,58 @@ class LatticeView:
     # ------------------------------------------------------------------ compute (pure: kernels only)
     def compute(self, v: dict[str, Any], task: Task | None, *, views: dict, map_bias: Any,
                 weights_budget: float, map_budget: float) -> dict[str, Any]:
-        sub, notes = self.substrate(v, task)
+        """The lattice result, in two stages: the spectrum at the tip first (published to the panel through
+        ``task.publish``, ``pending`` with ``states`` None, unless all the rest is cached), then the YSR
+        energies, the map and the E(α) curve."""
+        sub, map_sub, notes = self.substrate(v, task)
         imps = self.impurities(v)
         self.engine = lattice.Engine(sub, imps) if self.engine is None else self.engine.update(sub, imps)
-        eng = self.engine
+        if map_sub is sub:
+            self.map_engine = self.engine
+        elif self.map_engine is None or self.map_engine is self.engine:
+            self.map_engine = lattice.Engine(map_sub, imps)
+        else:
+            self.map_engine = self.map_engine.update(map_sub, imps)
         part, spin_axis = views[v["view"]]
         tip_delta = v["tip_delta"] if v["tip"] == "superconducting" else 0.0
         chain = dict(temperature=v["temperature"], tip_delta=tip_delta, tip_gamma=v["tip_gamma"],
                      vmod_rms=v["vmod_rms"])
+        # spectrum at the tip site through the measurement chain (on-site: the triangle route; else the mesh)
         if task is not None:
-            task.progress(0.3, "YSR energies …")
-        skey = (id(sub._shared), v["exchange"], v["potential"])
-        if self._states_memo is None or self._states_memo[0] != skey:
-            self._states_memo = (skey, lattice.energies(sub, imps))
-        states = self._states_memo[1]
-        bias = map_bias(v["map_state"], states, tip_delta) if v["map_state"] else float(v["bias"])
-
-        # spectrum at the tip site through the measurement chain
-        if task is not None:
-            task.progress(0.35, "spectrum at the tip site …")
+            task.progress(0.2, "spectrum at the tip site …")
         tip_site = nearest_sites(sub.vectors, np.array([v["tip_position"]]))[0]
+        spec_sub, spec_eng = (sub, self.engine) if not np.any(tip_site) else (map_sub, self.map_engine)
         V = np.linspace(-v["v_max"], v["v_max"], 600)
-        self.check_spectrum_cost(sub, tunneling.energy_grid(V, sample_gamma=sub.gamma, **chain).size)
-        rho = eng.sample_dos(tuple(int(x) for x in tip_site), part=part, spin_axis=spin_axis)
+        self.check_spectrum_cost(spec_sub, tunneling.energy_grid(V, sample_gamma=spec_sub.gamma, **chain).size)
+        rho = spec_eng.sample_dos(tuple(int(x) for x in tip_site), part=part, spin_axis=spin_axis)
         G = tunneling.didv(V, sample_dos=rho, **chain)
         R = rho(V)
         if not (np.all(np.isfinite(G)) and np.all(np.isfinite(R))):
             raise PanelInputError("dI/dV is not finite for these parameters; the plots were not updated")
-        if task is not None:
-            task.progress(0.5, "map …")
+        pi_n0 = float(np.pi * sub.n0)
+        L = float(v["map_sites"])
+        out = {"lattice": True, "values": dict(v), "sub": spec_sub, "map_sub": map_sub, "tip_delta": tip_delta,
+               "V": V, "G": G, "R": R, "M": None, "L": L, "map_note": "", "notes": notes, "bias": None,
+               "states": None, "tip_site": tip_site, "tip_xy": sub.cartesian(tip_site[None])[0], "pi_n0": pi_n0,
+               "curve_alpha": np.zeros(0), "curve_e": np.zeros(0), "pending": False}
+
+        # the YSR energies (and the map's bias when it follows a state)
+        skey = (id(sub._shared), v["exchange"], v["potential"])
+        mkey0 = (id(map_sub._shared), v["exchange"], v["potential"])
+        ckey = (id(sub._shared), v["potential"])
+        done = (self._states_memo is not None and self._states_memo[0] == skey
+                and self._map_memo is not None and self._map_memo[0][:3] == mkey0
+                and self._curve_memo is not None and self._curve_memo[0] == ckey)
+        if task is not None and not done:
+            task.publish(dict(out, pending=True, bias=None if v["map_state"] else float(v["bias"])))
+            task.progress(0.35, "YSR energies …")
+        if self._states_memo is None or self._states_memo[0] != skey:
+            self._states_memo = (skey, lattice.energies(sub, imps))
+        states = self._states_memo[1]
+        bias = map_bias(v["map_state"], states, tip_delta) if v["map_state"] else float(v["bias"])
+        out.update(states=states, bias=bias)
 
         # map on the sites nearest to each pixel of [−L, L]² (units of a)
-        L = float(v["map_sites"])
         x = np.linspace(-L, L, MAP_PIXELS)
         X, Y = np.meshgrid(x, x[::-1])
         pix = nearest_sites(sub.vectors, np.c_[X.ravel(), Y.ravel()])
@@ -206,7 +238,7 @@ class LatticeView:
         if chain["temperature"] == 0.0 and chain["vmod_rms"] == 0.0 and tip_delta == 0.0:
             E, Wt = np.array([bias]), np.ones(1)              # the chain is the identity: G(V) = ρ(V)
         else:
-            E = tunneling.energy_grid(np.array([bias]), sample_gamma=sub.gamma, **chain)
+            E = tunneling.energy_grid(np.array([bias]), sample_gamma=map_sub.gamma, **chain)
             work = tunneling.didv_weights_cost(np.array([bias]), E, tip_delta=tip_delta, vmod_rms=chain["vmod_rms"])
             if work > weights_budget:
                 map_note = (f"The map is not drawn: its tunnelling weights would take {work:.2g} evaluations. "
@@ -216,32 +248,33 @@ class LatticeView:
                 Wt = tunneling.didv_weights(np.array([bias]), E, **chain)[0]
         # each lattice map energy costs FFTs of the k-mesh: a looser total (error ≤ 1e-6·Σ|w|·max ρ)
         keep = tunneling.significant_weights(Wt, tolerance=1e-6)
-        M: np.ndarray | None = None
+        meng = self.map_engine
         if not map_note:                  # estimated before computing: never let one map take the machine
             n_keep = int(keep.sum())
-            mem, ffts = eng.map_cost(sites.shape[0], n_keep, part=part)
-            work = ffts * float(np.prod(sub.nk))
+            mem, ffts = meng.map_cost(sites.shape[0], n_keep, part=part)
+            work = ffts * float(np.prod(map_sub.nk))
             if mem > map_budget or work > MAP_FFT_BUDGET:
                 map_note = (f"The map is not drawn: its {n_keep} energies (set by Γ, T and the tip) would need "
-                            f"{mem / 2 ** 30:.2g} GB and {ffts:.3g} FFTs of the {sub.nk[0]}×{sub.nk[1]} k-mesh "
-                            f"(≈ {work * 3.5e-8:.0f} s). Use a normal tip, raise Γ or T, or set a smaller k-mesh n_k; "
-                            "the spectrum is exact.")
+                            f"{mem / 2 ** 30:.2g} GB and {ffts:.3g} FFTs of the {map_sub.nk[0]}×{map_sub.nk[1]} "
+                            f"k-mesh (≈ {work * 3.5e-8:.0f} s). Use a normal tip, raise Γ or T, or set a smaller "
+                            "k-mesh n_k; the spectrum is exact.")
+        mkey = mkey0 + (E.tobytes(), Wt.tobytes(), part, spin_axis, L)
+        if task is not None:
+            task.progress(0.5, "map …")
+        M: np.ndarray | None = None
         if not map_note:
-            key = (id(sub._shared), v["exchange"], v["potential"], E.tobytes(), Wt.tobytes(), part, spin_axis, L)
-            if self._map_memo is not None and self._map_memo[0] == key:
+            if self._map_memo is not None and self._map_memo[0] == mkey:
                 M = self._map_memo[1]
             else:
-                vals = eng.weighted_map(sites, E[keep], Wt[keep], part=part, spin_axis=spin_axis, prune=0.0)
+                vals = meng.weighted_map(sites, E[keep], Wt[keep], part=part, spin_axis=spin_axis, prune=0.0)
                 M = np.asarray(vals, dtype=float)[inverse.ravel()].reshape(MAP_PIXELS, MAP_PIXELS)
                 if not np.all(np.isfinite(M)):
                     raise PanelInputError("the map is not finite for these parameters; the plots were not updated")
-                self._map_memo = (key, M)
+                self._map_memo = (mkey, M)
         if task is not None:
             task.progress(0.7, "E(α) …")
 
         # |E| against α = πN₀J for this K (cached per substrate and K): the YSR energy as J moves
-        pi_n0 = float(np.pi * sub.n0)
-        ckey = (id(sub._shared), v["potential"])
         if self._curve_memo is None or self._curve_memo[0] != ckey:
             js = np.linspace(0.0, max(2.0 / pi_n0, 1.5 * abs(v["exchange"])), CURVE_POINTS)
             xs, es = [], []
@@ -253,11 +286,9 @@ class LatticeView:
                     xs.append(pi_n0 * j)
                     es.append(float(e[0]))
             self._curve_memo = (ckey, (np.array(xs), np.array(es)))
+        assert self._curve_memo is not None
         ax, ae = self._curve_memo[1]
-        return {"lattice": True, "values": dict(v), "sub": sub, "tip_delta": tip_delta, "V": V, "G": G, "R": R,
-                "M": M, "L": L, "map_note": map_note, "notes": notes, "bias": bias, "states": states,
-                "tip_site": tip_site, "tip_xy": sub.cartesian(tip_site[None])[0], "pi_n0": pi_n0,
-                "curve_alpha": ax, "curve_e": ae}
+        return dict(out, M=M, map_note=map_note, curve_alpha=ax, curve_e=ae)
 
     # ------------------------------------------------------------------ draw (onto the panel's marks)
     @staticmethod
@@ -274,22 +305,26 @@ class LatticeView:
         panel.line_didv.x, panel.line_didv.y = V, G
         panel.line_ldos.x, panel.line_ldos.y = V, R
         top, bottom = float(max(G.max(), R.max())), float(min(G.min(), R.min(), 0.0))
-        panel.bias_rule.x, panel.bias_rule.y = [r["bias"], r["bias"]], [bottom, top]
-        old = panel.map_image.image
-        if M is None:
-            panel.map_image.image = w.Image(value=to_png(np.zeros((2, 2))), format="png")
-        else:
-            lo, hi = np.percentile(M, [1.0, 99.0])
-            panel.map_image.image = w.Image(value=to_png(M, lo, hi), format="png")
-            panel.colorbar.value = colorbar_html(float(lo), float(hi), "dI/dV (normalised; 1st–99th percentile)")
-        old.close()
+        if r["bias"] is not None:                     # (None while a staged result waits for its YSR states)
+            panel.bias_rule.x, panel.bias_rule.y = [r["bias"], r["bias"]], [bottom, top]
+        pending = r["pending"] and M is None and not r["map_note"]
+        if not pending:                   # (a staged result keeps the last map on screen until its own arrives)
+            old = panel.map_image.image
+            if M is None:
+                panel.map_image.image = w.Image(value=to_png(np.zeros((2, 2))), format="png")
+            else:
+                lo, hi = np.percentile(M, [1.0, 99.0])
+                panel.map_image.image = w.Image(value=to_png(M, lo, hi), format="png")
+                panel.colorbar.value = colorbar_html(float(lo), float(hi), "dI/dV (normalised; 1st–99th percentile)")
+            old.close()
         panel.map_image.x, panel.map_image.y = [-L, L], [-L, L]
         for s in panel.map_scales:
             s.min, s.max = -L, L
         for a in panel.map_axes:
             a.tick_values = np.array(ticks(-L, L))
         panel.map_axes[0].label, panel.map_axes[1].label = "x (a)", "y (a)"
-        panel.fig_map.title = f"dI/dV on lattice sites at {r['bias']:+.3f} mV (click: move tip)"
+        panel.fig_map.title = ("dI/dV on lattice sites: computing the map for the new values …" if pending
+                               else f"dI/dV on lattice sites at {r['bias']:+.3f} mV (click: move tip)")
         panel.imp_marks.x, panel.imp_marks.y = [0.0], [0.0]
         tx, ty = (float(c) for c in r["tip_xy"])
         panel.tip_mark.x, panel.tip_mark.y = [tx], [ty]
@@ -297,32 +332,36 @@ class LatticeView:
         ax, ae = r["curve_alpha"], r["curve_e"]
         if ax.size:
             panel.line_e0.x, panel.line_e0.y = ax, np.vstack([ae, -ae])
-        else:
+        elif not r["pending"]:
             panel.line_e0.x, panel.line_e0.y = [0.0], np.zeros((2, 1))
         panel.qpt_rule.visible = False
         v = r["values"]
-        e_now = float(r["states"][0]) if len(r["states"]) else float(v["delta"])
-        panel.dot_e0.x, panel.dot_e0.y = [r["pi_n0"] * v["exchange"]], [e_now]
+        if r["states"] is not None:
+            e_now = float(r["states"][0]) if len(r["states"]) else float(v["delta"])
+            panel.dot_e0.x, panel.dot_e0.y = [r["pi_n0"] * v["exchange"]], [e_now]
         panel.fig_e0.title = "lattice: |E| of the YSR state against α = πN₀J"
-        panel.map_data = M
+        panel.map_data = None if pending else M
         panel.curves = {"bias_mV": V, "didv": G, "ldos": R}
         LatticeView.readout(panel, r)
 
     @staticmethod
     def readout(panel: Any, r: dict[str, Any]) -> None:
         v, sub = r["values"], r["sub"]
-        states = ", ".join(f"{n}: {e:.4f}" for n, e in enumerate(r["states"], start=1)) or "none"
+        states = ("computing …" if r["states"] is None
+                  else ", ".join(f"{n}: {e:.4f}" for n, e in enumerate(r["states"], start=1)) or "none")
         n1, n2 = (int(c) for c in r["tip_site"])
         tx, ty = (float(c) for c in r["tip_xy"])
         rows = [("lattice", f"{sub.kind}, t = {v['t']:g} meV, μ = {v['mu']:g} meV, t_R = {v['rashba']:g} meV, "
-                            f"Δ = {v['delta']:g} meV, Γ = {sub.gamma:g} meV; k-mesh {sub.nk[0]}×{sub.nk[1]}"),
+                            f"Δ = {v['delta']:g} meV, Γ = {sub.gamma:g} meV; " + LatticeView.route(r)),
                 ("N₀", f"{sub.n0:.4g} /meV per spin per site"),
                 ("impurity", f"J = {v['exchange']:g} meV (α = πN₀J = {r['pi_n0'] * v['exchange']:.4g}), "
                              f"K = {v['potential']:g} meV (β = πN₀K = {r['pi_n0'] * v['potential']:.4g}), spin ∥ z"),
                 ("YSR states |E_n| (meV)", states),
-                ("map at", f"{r['bias']:+.3f} mV" + (f" (state {abs(v['map_state'])})" if v["map_state"] else "")),
+                ("map at", "computing …" if r["bias"] is None else
+                 f"{r['bias']:+.3f} mV" + (f" (state {abs(v['map_state'])})" if v["map_state"] else "")),
                 ("tip at", f"site ({n1}, {n2}) = ({tx:.3f}, {ty:.3f}) a"),
-                ("map range", f"{r['M'].min():.3g} … {r['M'].max():.3g}" if r["M"] is not None else "no map")]
+                ("map range", f"{r['M'].min():.3g} … {r['M'].max():.3g}" if r["M"] is not None
+                 else "computing …" if r["pending"] and not r["map_note"] else "no map")]
         panel.readout.value = ("<table style='font-size:0.9em'>" + "".join(
             f"<tr><td>{a}</td><td class='gs-ro-{i}'>{html.escape(b)}</td></tr>" for i, (a, b) in enumerate(rows))
             + "</table>")
@@ -331,6 +370,15 @@ class LatticeView:
             notes.append(f"Γ = 0: drawn with Γ = {sub.gamma:.2g} meV.")
         if notes:
             panel.show_message(" ".join(notes), level="warning")
+
+    @staticmethod
+    def route(r: dict[str, Any]) -> str:
+        """How the shown results were computed: the on-site triangle route and the map's k-mesh (a torus)."""
+        sub, ms = r["sub"], r["map_sub"]
+        mesh = f"k-mesh {ms.nk[0]}×{ms.nk[1]}"
+        if sub.triangles:
+            return f"spectrum by linear triangles ({sub.triangle_nk}² mesh), map on the {mesh}"
+        return mesh
 
     @staticmethod
     def map_csv(panel: Any) -> str:

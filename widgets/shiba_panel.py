@@ -221,13 +221,15 @@ class ShibaPanel(Panel):
 
     def make_extras(self) -> dict[str, w.Widget]:
         style = {"description_width": "7em"}
+        substrate = w.Dropdown(options=list(SUBSTRATES), value="continuum", description="Substrate", style=style)
+        substrate.add_class("gs-substrate")
         return {
             "dim": w.ToggleButtons(options=[("2D", 2), ("3D", 3)], value=2, description="Band",
                                    style={**style, "button_width": "4em"}),
             "tip": w.ToggleButtons(options=["normal", "superconducting"], value="superconducting", description="Tip",
                                    style={**style, "button_width": "9.5em"}),
             "view": w.Dropdown(options=list(VIEWS), value="electron (normal tip)", description="View", style=style),
-            "substrate": w.Dropdown(options=list(SUBSTRATES), value="continuum", description="Substrate", style=style),
+            "substrate": substrate,
         }
 
     dim = property(lambda self: self.extras["dim"])
@@ -314,7 +316,8 @@ class ShibaPanel(Panel):
         """The plotted dI/dV map (rows from the top, as drawn) with its x, y axes in nm, as CSV."""
         M = self.map_data
         if M is None:
-            raise ValueError("No map is shown.")
+            pending = bool(self.result and self.result.get("pending"))
+            raise ValueError("The map for these values is still being computed." if pending else "No map is shown.")
         if self.result and self.result.get("lattice"):
             return self.lattice_view.map_csv(self)
         L = self.values["map_size"]
@@ -388,7 +391,7 @@ class ShibaPanel(Panel):
 
     def _map_state_selected(self, change: dict) -> None:
         with self.batch():                     # one update: the map follows the state (or the bias control)
-            if change["new"] == 0 and self.result is not None:
+            if change["new"] == 0 and self.result is not None and self.result.get("bias") is not None:
                 # continue from where the map was — within the bias control's bounds: a state seen through a
                 # large tip gap sits beyond them (|E_n| + Δ_t > 50 mV), and the control refuses such a value
                 self.controls["bias"].value = float(np.clip(self.result["bias"], *BIAS.bounds))

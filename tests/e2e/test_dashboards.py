@@ -97,6 +97,33 @@ def test_shiba_dashboard_alpha_slider_and_map_click(page, voila_url):
     assert page.errors == []
 
 
+STATES = "() => document.querySelector('.gs-readout .gs-ro-3')"       # the readout's "YSR states" cell
+
+
+def test_shiba_dashboard_on_a_lattice_mu_moves_the_spectrum_and_the_ysr_state(page, voila_url):
+    """The Shiba dashboard's lattice substrate in the browser: choosing it draws the lattice spectrum and its YSR
+    state; a μ change (the value box) redraws the spectrum and moves the state, with no error."""
+    page.goto(f"{voila_url}/voila/render/shiba.ipynb")
+    wait_for_curves(page, 90_000)
+    page.wait_for_selector(".gs-substrate select", timeout=30_000)
+    page.select_option(".gs-substrate select", label="lattice: square")
+    page.wait_for_function("() => { const e = document.querySelector('.gs-readout .gs-ro-0');"
+                           " return e && e.innerText.startsWith('square'); }", timeout=120_000)
+    page.wait_for_function(f"() => {{ const e = ({STATES})(); return e && /^1: /.test(e.innerText); }}",
+                           timeout=120_000)
+    state = page.inner_text(".gs-readout .gs-ro-3")
+    before = line_paths(page)
+    box = page.wait_for_selector(".gs-value-mu input", timeout=30_000)
+    box.fill("-2.5")
+    box.press("Enter")
+    wait_for_new_curves(page, before, timeout=120_000)
+    page.wait_for_function(f"old => {{ const e = ({STATES})(); return e && /^1: /.test(e.innerText)"
+                           " && e.innerText !== old; }", arg=state, timeout=120_000)
+    assert page.query_selector(".gs-panel .gs-error") is None
+    assert "Traceback" not in page.content()
+    assert page.errors == []
+
+
 def test_fit_dashboard_upload_and_fit(page, voila_url, tmp_path):
     import numpy as np
 
