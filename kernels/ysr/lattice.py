@@ -58,7 +58,9 @@ k-mesh criterion
     replaced by Δ/2.  The velocity is the largest at the Fermi level (|ε| < max(4Δ, 20Γ)).
     ``nk=None`` chooses the smallest FFT-friendly mesh that satisfies it (capped at 2048 per
     direction in 2D, 64 in 3D); a user's ``nk`` that violates it gets a ``UserWarning`` with
-    the numbers.
+    the numbers.  With ``nk=None`` the FFT route (maps, many displacements) takes per energy
+    the smallest torus that is the infinite lattice there (:meth:`Substrate.decay_nk`: in the gap
+    G₀ decays over v/|Im √(z² − Δ²)|, so a map at a YSR energy needs 256²–384², not 1280²).
 Normalisation
     g = G/(πN₀), N₀ the normal-state DOS per spin per unit cell at E_F = 0 (1/meV; in 2D the
     infinite lattice's whatever the mesh: linear triangles on a 256² mesh with the Fermi line's
@@ -95,6 +97,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -792,6 +795,8 @@ class _Mesh:
 
 
 # ----------------------------------------------------------------------------- on-site: the linear triangle method
+#: the FFT route's per-energy torus leaves image terms below e^{−DECAY_LOGS} (see Substrate.decay_nk)
+DECAY_LOGS = 23.0
 #: mesh per direction on which a 2D substrate's N₀ is found (its Fermi-line cells then refined 8×)
 N0_MESH = 256
 #: most density points (bandwidth / h) the triangle route builds (8 bytes each, a few arrays of them)
@@ -1154,14 +1159,50 @@ class Substrate:
         m = self.norb * (2 if self.spinful else 1)
         window = max(4.0 * float(d.max()), 20.0 * self.gamma)
         self.velocity, self.bandwidth = _velocities(hk, self.dim, m, window)
+        self._window = window
         self._shared: dict[Hashable, Any] = {}
         self._set_mesh(nk)
 
     # ---- derived
-    def _mesh(self) -> _Mesh:
-        if "mesh" not in self._shared:
-            self._shared["mesh"] = _Mesh(self.hk, self.dim, self.nk, self.norb, self.spinful, self.delta_orbitals)
-        return self._shared["mesh"]
+    def _mesh(self, nk: tuple[int, ...] | None = None) -> _Mesh:
+        """The k-mesh (the substrate's, or a smaller one of the FFT route's :meth:`decay_nk`, a few kept)."""
+        if nk is None or tuple(nk) == self.nk:
+            if "mesh" not in self._shared:
+                self._shared["mesh"] = _Mesh(self.hk, self.dim, self.nk, self.norb, self.spinful, self.delta_orbitals)
+            return self._shared["mesh"]
+        small = self._shared.setdefault("decay_meshes", OrderedDict())
+        key = tuple(int(n) for n in nk)
+        if key not in small:
+            small[key] = _Mesh(self.hk, self.dim, key, self.norb, self.spinful, self.delta_orbitals)
+            while len(small) > 4:
+                small.popitem(last=False)
+        small.move_to_end(key)
+        return small[key]
+
+    def decay_nk(self, z: np.ndarray, displacements: np.ndarray) -> np.ndarray:
+        """The smallest torus per energy whose G₀(d, z) is the infinite lattice's, (E, dim) ints (``nk=None`` only).
+
+        Away from the real axis, or inside the gap, G₀(R, z) decays as e^{−|R_i|/L_i} along a_i with
+        L_i = v_i/|Im Ω|, Ω = √(z² − Δ²), v_i the largest |∂ε/∂k_i| near the Fermi level (the
+        criterion's velocity): the poles of G(k, z) sit at ξ(k) = ±Ω, Im k_i ≈ Im Ω/v_i.  A torus of
+        n_i ≥ |d_i| + 23 L_i puts every image of the displacement d beyond e^{−23} ≈ 10⁻¹⁰ of the
+        on-site value, and n_i ≥ 2|d_i| + 2 keeps d within half of it; n is rounded up to 2^m or
+        1.5·2^m and never exceeds the criterion's mesh (which every |Re Ω| beyond the velocity window
+        and every real energy above the gap get).  For a map at a YSR energy: 256² instead of 1280².
+        """
+        z = np.atleast_1d(np.asarray(z, dtype=complex))
+        far = np.max(np.abs(np.asarray(displacements, dtype=np.int64).reshape(-1, self.dim)), axis=0)
+        om = np.sqrt(z * z - self.delta ** 2)
+        im = np.abs(om.imag)
+        full = np.broadcast_to(np.array(self.nk), (z.size, self.dim))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            need = np.maximum(far[None, :] + DECAY_LOGS * self.velocity[None, :] / im[:, None] + 4.0,
+                              2.0 * far[None, :] + 2.0)
+        ok = (im > 0) & (np.abs(om.real) <= self._window) & np.all(np.isfinite(need), axis=1)
+        ladder = np.array(sorted({int(b * 2 ** m) for m in range(5, 13) for b in (1.0, 1.5)}))
+        idx = np.searchsorted(ladder, np.where(np.isfinite(need), need, np.inf))
+        rounded = np.where(idx < ladder.size, ladder[np.minimum(idx, ladder.size - 1)], np.iinfo(np.int64).max)
+        return np.where(ok[:, None], np.minimum(rounded, full), full).astype(np.int64)
 
     def _triangles(self) -> _TriangleDOS:
         """The triangle route's on-site DOS for this Γ's bin width (its mesh chosen once, from the substrate's Γ)."""
@@ -1231,6 +1272,7 @@ class Substrate:
                               f"then not the infinite lattice's G₀; use nk ≥ {need} or nk=None",
                               UserWarning, stacklevel=4)
         self.nk = chosen
+        self.auto_mesh = nk is None
         self._shared = {"token": object()}
         # on-site quantities of a one-orbital built-in lattice on the criterion's (large) mesh: the triangle route
         self.triangles = (nk is None and self.dim == 2 and self.norb == 1 and getattr(self.hk, "_built_in", False)
@@ -1271,6 +1313,13 @@ class Substrate:
             return last[1]
         if self.triangles and not fft and not np.any(d):
             g = self._triangles().green(z, d, self.bin_width, "binned")
+        elif fft and self.auto_mesh:          # per energy, the smallest torus that is the infinite lattice
+            sizes = self.decay_nk(z, d)
+            uniq, inv = np.unique(sizes, axis=0, return_inverse=True)
+            g = np.empty((z.size, d.shape[0], 4 * self.norb, 4 * self.norb), dtype=complex)
+            for u, nk in enumerate(uniq):
+                sel = np.flatnonzero(inv.ravel() == u)
+                g[sel] = self._mesh(tuple(int(n) for n in nk)).green_fft(z[sel], d)
         elif fft:
             g = self._mesh().green_fft(z, d)
         else:

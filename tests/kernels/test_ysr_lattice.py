@@ -661,3 +661,21 @@ def test_green_of_the_last_call_is_reused_read_only():
     import mpmath as mp
     n0 = -float(mp.im(2.0 / (mp.pi * mp.mpc(-1.0, 1e-20)) * mp.ellipk(16.0 / mp.mpc(-1.0, 1e-20) ** 2))) / math.pi
     assert abs(torus.n0 - n0) < 1e-4 * n0                 # N₀ of the infinite lattice, whatever the mesh
+
+
+def test_fft_route_on_the_decay_torus_equals_the_criterion_mesh():
+    """With nk=None, the FFT route takes per energy the smallest torus whose images are below e^{−23} of G₀
+    (decay length v/|Im √(z² − Δ²)|): at in-gap energies 256²–384² instead of the criterion's 1280², equal to
+    the FFT of the criterion's mesh to 1e-12 of max|G₀| for 41×41 displacements; above the gap at small Γ
+    the criterion's mesh itself.  A user's nk is never replaced."""
+    auto = lattice.Substrate("square", t=1.0, mu=-1.0, delta=0.2, gamma=0.01)
+    full = _quiet(kind="square", t=1.0, mu=-1.0, delta=0.2, gamma=0.01, nk=auto.nk[0])
+    xs = np.arange(-20, 21)
+    d = np.array([(a, b) for a in xs for b in xs])
+    z = np.array([0.064 + 0.01j, -0.064 + 0.01j, 0.15 + 0.01j, 0.1 + 0j, 0.3 + 0.01j])
+    sizes = auto.decay_nk(z, d)
+    assert np.all(sizes[:4] <= 384) and np.all(sizes[4] == auto.nk) and auto.auto_mesh and not full.auto_mesh
+    got, ref = auto.green(z, d, fft=True), full.green(z, d, fft=True)
+    for i in range(z.size):
+        assert np.max(np.abs(got[i] - ref[i])) < 1e-12 * np.max(np.abs(ref[i]))
+    assert set(auto._shared["decay_meshes"]) <= {(256, 256), (384, 384)} and "decay_meshes" not in full._shared
