@@ -367,6 +367,33 @@ def test_pyqula_workload():
     assert np.max(np.abs(got - ref)) < 2e-3 * np.max(np.abs(ref)), np.c_[w, got, ref]
 
 
+def test_pyqula_afm_dimer_two_sites_apart():
+    """The issue's dimer: the same square lattice with spins ±z (exchange 1.5t) on sites (0, 0) and (2, 0).  pyqula
+    embeds a 3×1 supercell carrying both spins in the infinite crystal (a single embedded cell, so the same infinite
+    lattice); its per-site LDOS of the cell (x = −1, 0, 1) is 2N₀ × our "total" LDOS on sites (0, 0), (1, 0), (2, 0).
+    Tolerance 2·10⁻³ of the peak on 6 energies, two of them at the dimer's (Kramers-degenerate) YSR energy."""
+    from pyqula import embedding, geometry
+
+    g = geometry.square_lattice().get_supercell((3, 1))
+    assert np.allclose(g.r[:, :2], [[-1, 0], [0, 0], [1, 0]])
+    h = g.get_hamiltonian(has_spin=True)
+    h.add_onsite(1.0)
+    h.add_swave(0.2)
+    hv = h.copy()
+    hv.add_exchange([[0.0, 0.0, 1.5], [0.0, 0.0, 0.0], [0.0, 0.0, -1.5]])
+    eb = embedding.Embedding(h, m=hv)
+    sub = lattice.Substrate("square", t=1.0, mu=-1.0, delta=0.2, gamma=0.01)
+    imps = [lattice.Impurity(site=s, spin=(0, 0, sz), channels=[lattice.Channel(0, 1.5, 0.0)])
+            for s, sz in (((0, 0), 1.0), ((2, 0), -1.0))]
+    e0 = lattice.energies(sub, imps)
+    assert e0.size == 2 and abs(e0[0] - e0[1]) < 1e-9          # AFM, no spin-orbit: a Kramers pair
+    w = np.array([-0.1, -e0[0], 0.0, 0.05, e0[0], 0.3])
+    ref = np.array([eb.ldos(energy=e, delta=0.01, nsuper=1, nk=100 if abs(e) < 0.2 else 300, write=False)[2]
+                    for e in w])                                   # (E, 3)
+    got = 2 * sub.n0 * lattice.Engine(sub, imps).ldos([(0, 0), (1, 0), (2, 0)], w, part="total").T
+    assert np.max(np.abs(got - ref)) < 2e-3 * np.max(np.abs(ref)), np.c_[w, got, ref]
+
+
 def test_kmesh_warning_and_bad_input():
     with pytest.warns(UserWarning, match="too coarse"):
         lattice.Substrate("square", gamma=0.01, nk=64)
