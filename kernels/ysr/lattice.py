@@ -444,6 +444,13 @@ def _band_mesh(bands: Callable[[np.ndarray, np.ndarray], np.ndarray], n: int, M:
     return np.broadcast_to(bands(k1, k2), (n, n, M))
 
 
+def _band_mesh_symmetry(bands: Callable[[np.ndarray, np.ndarray], np.ndarray], n: int, M: int
+                        ) -> tuple[np.ndarray, tuple[bool, bool]]:
+    """:func:`_band_mesh` and its :func:`_mesh_symmetry`."""
+    eps = _band_mesh(bands, n, M)
+    return eps, _mesh_symmetry(eps)
+
+
 def _mesh_symmetry(eps: np.ndarray) -> tuple[bool, bool]:
     """Whether bands (n, n, M) on the periodic mesh have inversion ε(−k) = ε(k), and inversion and the swap
     ε(k₂, k₁) = ε(k₁, k₂) (both checked on the mesh, to 10⁻¹² of the largest |ε|)."""
@@ -454,7 +461,7 @@ def _mesh_symmetry(eps: np.ndarray) -> tuple[bool, bool]:
 
 
 def _fermi_line_n0(eps: np.ndarray, bands: Callable[[np.ndarray, np.ndarray], np.ndarray], spinful: bool,
-                   refine: int = 8) -> float:
+                   refine: int = 8, sym: tuple[bool, bool] | None = None) -> float:
     """N₀ per spin per cell (1/meV) of 2D bands: the linear-triangle DOS at ε = 0, the Fermi line's cells refined.
 
     ``eps`` (n, n, M) are the bands on the periodic n × n mesh, ``bands(k1, k2) -> (..., M)`` evaluates
@@ -475,7 +482,7 @@ def _fermi_line_n0(eps: np.ndarray, bands: Callable[[np.ndarray, np.ndarray], np
     near = (lo <= m) & (hi >= -m)
     i1, i2, band = np.nonzero(near)
     # a symmetry maps cell (i, j) and its sub-cells onto (n−1−i, n−1−j) (inversion) or (j, i) (swap): one per orbit
-    inversion, swap = _mesh_symmetry(eps)
+    inversion, swap = _mesh_symmetry(eps) if sym is None else sym
     weight = np.ones(i1.size)
     if inversion:
         images = [(i1, i2), (n - 1 - i1, n - 1 - i2)] + ([(i2, i1), (n - 1 - i2, n - 1 - i1)] if swap else [])
@@ -842,15 +849,15 @@ class _TriangleDOS(_Mesh):
     """
 
     def __init__(self, hk: Callable[..., np.ndarray], n: int, spinful: bool, delta: float, h: float,
-                 richardson: bool = False) -> None:
+                 richardson: bool = False, mesh: tuple[np.ndarray, tuple[bool, bool]] | None = None) -> None:
         self.dim, self.nk, self.norb, self.spinful = 2, (n, n), 1, spinful
         self.M = M = 2 if spinful else 1
         self._bands = _band_function(hk, M)
-        eps = _band_mesh(self._bands, n, M)
+        eps, sym = mesh if mesh is not None else _band_mesh_symmetry(self._bands, n, M)   # (n, n, M), symmetries
         self.mesh_eps = eps
-        self.corners, self.area = self._corners(eps, M)
+        self.corners, self.area = self._corners(eps, M, sym)
         self.h = h
-        lo, hi = float(self.corners[..., 0].min()), float(self.corners[..., 2].max())
+        lo, hi = float(self.corners[:, 0].min()), float(self.corners[:, 2].max())
         self.x0 = h * math.floor(lo / h) - 2.0 * h
         J = int(math.ceil((hi - self.x0) / h)) + 4
         if J > TRIANGLE_MAX_GRID:
@@ -861,7 +868,7 @@ class _TriangleDOS(_Mesh):
         if richardson and n % 2 == 0:     # the in-gap error is c·dk² (once the averages are exact): → O(dk⁴)
             half = object.__new__(_TriangleDOS)
             half.M, half.h, half.x0 = M, h, self.x0
-            half.corners, half.area = self._corners(eps[::2, ::2], M)
+            half.corners, half.area = self._corners(eps[::2, ::2], M, sym)
             self.rho = np.maximum((4.0 * self.rho - half._density(J)) / 3.0, 0.0)
         self.xi = self.x0 + h * np.arange(J)
         keep = np.any(self.rho > 0, axis=1)
@@ -894,18 +901,18 @@ class _TriangleDOS(_Mesh):
         return np.broadcast_to(g[:, None], (g.shape[0], disps.shape[0]) + g.shape[1:]).copy()
 
     @staticmethod
-    def _corners(eps: np.ndarray, M: int) -> tuple[np.ndarray, np.ndarray]:
-        """Sorted corner energies (M, T, 3) and zone areas (T,) of the triangles of a periodic mesh (n, n, M).
+    def _corners(eps: np.ndarray, M: int, sym: tuple[bool, bool] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Sorted corner energies (M, 3, T) and zone areas (T,) of the triangles of a periodic mesh (n, n, M).
 
         Each cell (i, j) has the triangles A = (00, 10, 11) and B = (00, 01, 11).  Inversion k → −k
         maps A(i, j) onto B(n−1−i, n−1−j) and the swap k₁ ↔ k₂ maps A(i, j) onto B(j, i), so on a
-        mesh where the bands have the symmetry (checked on the mesh, to 10⁻¹²) the B triangles
-        are the A triangles again: A alone with twice the area; with the swap too, A(i, j) and
-        A(n−1−j, n−1−i) are images, and only i + j ≤ n − 1 is kept (i + j < n − 1 with twice
-        that area).  The density is the same sum, 2–4× fewer triangles.
+        mesh where the bands have the symmetry (``sym`` = :func:`_mesh_symmetry`, checked on the
+        mesh to 10⁻¹²) the B triangles are the A triangles again: A alone with twice the area; with
+        the swap too, A(i, j) and A(n−1−j, n−1−i) are images, and only i + j ≤ n − 1 is kept
+        (i + j < n − 1 with twice that area).  The density is the same sum, 2–4× fewer triangles.
         """
-        n, M = eps.shape[0], eps.shape[-1]
-        inversion, swap = _mesh_symmetry(eps)
+        n = eps.shape[0]
+        inversion, swap = _mesh_symmetry(eps) if sym is None else sym
         e10 = np.roll(eps, -1, axis=0)
         e01 = np.roll(eps, -1, axis=1)
         e11 = np.roll(e10, -1, axis=1)
@@ -922,7 +929,7 @@ class _TriangleDOS(_Mesh):
                 area.append(np.where(ij[keep] < n - 1, 4.0 * a, 2.0 * a))
             else:
                 area.append(np.full(n * n, 2.0 * a if inversion else a))
-        return np.concatenate(tri, axis=1).transpose(2, 1, 0).copy(), np.concatenate(area)
+        return np.concatenate(tri, axis=1).transpose(2, 0, 1).copy(), np.concatenate(area)   # (M, 3, T): contiguous
 
     def _coefficients(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per band, the ramps (positions, coefficients) whose sum Σ c (ξ − e)₊ is the band's triangle density.
@@ -941,7 +948,7 @@ class _TriangleDOS(_Mesh):
         h, A2 = self.h, 2.0 * self.area
         thr = 1e-3 * h
         for b in range(self.M):
-            e1, e2, e3 = self.corners[b, :, 0], self.corners[b, :, 1], self.corners[b, :, 2]
+            e1, e2, e3 = self.corners[b, 0], self.corners[b, 1], self.corners[b, 2]
             d21, d31, d32 = e2 - e1, e3 - e1, e3 - e2
             pt = d31 < thr
             lo = (d21 < thr) & ~pt
@@ -1204,6 +1211,14 @@ class Substrate:
         rounded = np.where(idx < ladder.size, ladder[np.minimum(idx, ladder.size - 1)], np.iinfo(np.int64).max)
         return np.where(ok[:, None], np.minimum(rounded, full), full).astype(np.int64)
 
+    def _band_mesh(self, n: int) -> tuple[np.ndarray, tuple[bool, bool]]:
+        """A 2D substrate's bands on the n × n mesh and their symmetries (N₀ and the triangle route share it)."""
+        key = ("band_mesh", n)
+        if key not in self._shared:
+            self._shared[key] = _band_mesh_symmetry(_band_function(self.hk, self.norb * (2 if self.spinful else 1)),
+                                                    n, self.norb * (2 if self.spinful else 1))
+        return self._shared[key]
+
     def _triangles(self) -> _TriangleDOS:
         """The triangle route's on-site DOS for this Γ's bin width (its mesh chosen once, from the substrate's Γ)."""
         h = self.bin_width
@@ -1211,7 +1226,8 @@ class Substrate:
         if key not in self._shared:
             n = self._shared.setdefault("triangle_nk", _triangle_nk(self.hk, 2 if self.spinful else 1, self.gamma,
                                                                       self.delta))
-            self._shared[key] = _TriangleDOS(self.hk, n, self.spinful, self.delta, h, richardson=self.gamma == 0)
+            self._shared[key] = _TriangleDOS(self.hk, n, self.spinful, self.delta, h, richardson=self.gamma == 0,
+                                             mesh=self._band_mesh(n))
         return self._shared[key]
 
     @property
@@ -1224,9 +1240,8 @@ class Substrate:
         """Normal-state DOS per spin per unit cell at E_F = 0, 1/meV (the g = G/πN₀ normalisation)."""
         if "n0" not in self._shared:
             if self.dim == 2:         # the infinite lattice's N₀ whatever the mesh: refined Fermi-line triangles
-                M = self.norb * (2 if self.spinful else 1)
-                bands = _band_function(self.hk, M)
-                n0 = _fermi_line_n0(_band_mesh(bands, N0_MESH, M), bands, self.spinful)
+                eps, sym = self._band_mesh(N0_MESH)
+                n0 = _fermi_line_n0(eps, _band_function(self.hk, eps.shape[-1]), self.spinful, sym=sym)
             else:
                 n0 = self._mesh().n0(self.velocity, self.hk)
             if not n0 > 0:
