@@ -138,17 +138,32 @@ class LatticeView:
             _ = sub.n0                                   # N₀ (ValueError if μ is outside the band)
             map_sub = sub.with_mesh(cap) if capped and not torus else sub
         notes = [str(c.message) for c in caught if issubclass(c.category, UserWarning) and not capped]
-        if capped:
-            converged = ("; the spectrum at the impurity and the YSR energies are converged (linear triangles)"
-                         if sub.triangles else "")
+        if capped:                          # (with the on-site route: what is converged, LatticeView.route_note)
             notes = [f"k-mesh capped at {cap}×{cap} on this server ({wanted}×{wanted} asked for"
-                     f"{'' if int(v['nk']) else ' by the convergence criterion'}): the "
-                     f"{'map and spectra away from the impurity are' if sub.triangles else 'results are'} those "
-                     f"of a {cap}×{cap} torus{converged}; raise Γ (or lower t) for a converged map"]
+                     f"{'' if int(v['nk']) else ' by the convergence criterion'})"
+                     + (f": results are those of a {cap}×{cap} torus; raise Γ (or lower t) for converged results."
+                        if map_sub is sub else ".")]
         self._subs[key] = (sub, map_sub, notes)
         while len(self._subs) > 3:
             self._subs.popitem(last=False)
         return sub, map_sub, notes
+
+    @staticmethod
+    def route_note(sub: lattice.Substrate, map_sub: lattice.Substrate, *, off_site: bool, map_converged: bool | None
+                   ) -> list[str]:
+        """With a capped map torus beside the on-site route: what is the infinite lattice's and what the torus's
+        (``map_converged`` None: the map is not known yet, or not drawn)."""
+        if map_sub is sub:
+            return []
+        cap = f"{map_sub.nk[0]}×{map_sub.nk[1]}"
+        parts = ["The spectrum at the impurity and the YSR energies are converged (linear triangles)"]
+        if off_site:
+            parts.append(f"the spectrum away from the impurity is that of the {cap} torus")
+        if map_converged is not None:
+            parts.append("the map is converged too (every map energy's own torus fits within the cap)"
+                         if map_converged else
+                         f"the map is that of the {cap} torus; raise Γ (or lower t) for a converged map")
+        return ["; ".join(parts) + "."]
 
     @staticmethod
     def check_spectrum_cost(sub: lattice.Substrate, n_energies: int) -> None:
@@ -209,7 +224,8 @@ class LatticeView:
         pi_n0 = float(np.pi * sub.n0)
         L = float(v["map_sites"])
         out = {"lattice": True, "values": dict(v), "sub": spec_sub, "map_sub": map_sub, "tip_delta": tip_delta,
-               "V": V, "G": G, "R": R, "M": None, "L": L, "map_note": "", "notes": notes, "bias": None,
+               "V": V, "G": G, "R": R, "M": None, "L": L, "map_note": "", "bias": None,
+               "notes": notes + self.route_note(sub, map_sub, off_site=bool(np.any(tip_site)), map_converged=None),
                "states": None, "tip_site": tip_site, "tip_xy": sub.cartesian(tip_site[None])[0], "pi_n0": pi_n0,
                "curve_alpha": np.zeros(0), "curve_e": np.zeros(0), "pending": False}
 
@@ -218,7 +234,8 @@ class LatticeView:
         mkey0 = (id(map_sub._shared), v["exchange"], v["potential"])
         ckey = (id(sub._shared), v["potential"])
         done = (self._states_memo is not None and self._states_memo[0] == skey
-                and self._map_memo is not None and self._map_memo[0][:3] == mkey0
+                and self._map_memo is not None and self._map_memo[0][1:3] == mkey0[1:]
+                and self._map_memo[0][0] in (id(sub._shared), id(map_sub._shared))
                 and self._curve_memo is not None and self._curve_memo[0] == ckey)
         if task is not None and not done:
             task.publish(dict(out, pending=True, bias=None if v["map_state"] else float(v["bias"])))
@@ -248,17 +265,27 @@ class LatticeView:
                 Wt = tunneling.didv_weights(np.array([bias]), E, **chain)[0]
         # each lattice map energy costs FFTs of the k-mesh: a looser total (error ≤ 1e-6·Σ|w|·max ρ)
         keep = tunneling.significant_weights(Wt, tolerance=1e-6)
-        meng = self.map_engine
+        # the map on the capped torus, unless every map energy's own torus (Substrate.decay_nk: in the gap G₀
+        # decays within a few coherence lengths) fits within the cap: then the infinite lattice's map
+        meng, map_mesh, map_converged = self.map_engine, map_sub.nk, map_sub is sub and sub.auto_mesh
+        if map_sub is not sub and sub.auto_mesh and np.any(keep):
+            zs, disp = E[keep] + 1j * sub.gamma, np.unique(np.concatenate([sites, -sites]), axis=0)  # (impurity at 0)
+            need = sub.decay_nk(zs, disp)
+            if int(need.max()) <= self.mesh_cap(v) and sub.fft_route(zs, disp):
+                meng, map_mesh, map_converged = self.engine, tuple(int(n) for n in need.max(axis=0)), True
         if not map_note:                  # estimated before computing: never let one map take the machine
             n_keep = int(keep.sum())
             mem, ffts = meng.map_cost(sites.shape[0], n_keep, part=part)
-            work = ffts * float(np.prod(map_sub.nk))
+            work = ffts * float(np.prod(map_mesh))
             if mem > map_budget or work > MAP_FFT_BUDGET:
                 map_note = (f"The map is not drawn: its {n_keep} energies (set by Γ, T and the tip) would need "
-                            f"{mem / 2 ** 30:.2g} GB and {ffts:.3g} FFTs of the {map_sub.nk[0]}×{map_sub.nk[1]} "
+                            f"{mem / 2 ** 30:.2g} GB and {ffts:.3g} FFTs of the {map_mesh[0]}×{map_mesh[1]} "
                             f"k-mesh (≈ {work * 3.5e-8:.0f} s). Use a normal tip, raise Γ or T, or set a smaller "
                             "k-mesh n_k; the spectrum is exact.")
-        mkey = mkey0 + (E.tobytes(), Wt.tobytes(), part, spin_axis, L)
+        mkey = (id(meng.substrate._shared),) + mkey0[1:] + (E.tobytes(), Wt.tobytes(), part, spin_axis, L)
+        out["map_mesh"], out["map_converged"] = map_mesh, map_converged
+        out["notes"] = notes + self.route_note(sub, map_sub, off_site=bool(np.any(tip_site)),
+                                               map_converged=None if map_note else map_converged)
         if task is not None:
             task.progress(0.5, "map …")
         M: np.ndarray | None = None
@@ -374,8 +401,8 @@ class LatticeView:
     @staticmethod
     def route(r: dict[str, Any]) -> str:
         """How the shown results were computed: the on-site triangle route and the map's k-mesh (a torus)."""
-        sub, ms = r["sub"], r["map_sub"]
-        mesh = f"k-mesh {ms.nk[0]}×{ms.nk[1]}"
+        sub, mm = r["sub"], r.get("map_mesh", r["map_sub"].nk)
+        mesh = f"k-mesh {mm[0]}×{mm[1]}" + (" (converged)" if r.get("map_converged") else "")
         if sub.triangles:
             return f"spectrum by linear triangles ({sub.triangle_nk}² mesh), map on the {mesh}"
         return mesh

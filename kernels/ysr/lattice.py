@@ -1186,6 +1186,24 @@ class Substrate:
         small.move_to_end(key)
         return small[key]
 
+    def fft_route(self, z: np.ndarray, displacements: np.ndarray) -> bool:
+        """Whether G₀ at these energies and (unique) displacements goes through FFTs of a k-mesh (else the k-sum).
+
+        FFT when the mesh is above the exact-sum size and either there are many displacements (more
+        than 64), or — ``nk=None`` — the energies' own tori (:meth:`decay_nk`) cost less than the
+        binned k-sum of the criterion's mesh: 3·Σ_E n₁n₂ < displacements × mesh points (a map at a
+        few in-gap energies: FFTs of 256²–384² instead of binning 1280² poles per displacement).
+        """
+        d = np.asarray(displacements, dtype=np.int64).reshape(-1, self.dim)
+        K = int(np.prod(self.nk))
+        if K <= EXACT_MAX:
+            return False
+        if d.shape[0] > _FFT_MIN_DISPLACEMENTS:
+            return True
+        if not self.auto_mesh or not np.any(d):
+            return False
+        return 3.0 * float(np.sum(np.prod(self.decay_nk(z, d).astype(float), axis=1))) < d.shape[0] * float(K)
+
     def decay_nk(self, z: np.ndarray, displacements: np.ndarray) -> np.ndarray:
         """The smallest torus per energy whose G₀(d, z) is the infinite lattice's, (E, dim) ints (``nk=None`` only).
 
@@ -1478,8 +1496,7 @@ class LatticePropagators(PropagatorSet):
     def _g(self, z: np.ndarray, disps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Dimensionless g₀ at the unique displacements: (unique (u, dim), g (E, u, 4norb, 4norb))."""
         uniq, inv = np.unique(disps.reshape(-1, self.substrate.dim), axis=0, return_inverse=True)
-        fft = uniq.shape[0] > _FFT_MIN_DISPLACEMENTS and int(np.prod(self.substrate.nk)) > EXACT_MAX
-        g = self.substrate.green(z, uniq, fft=fft) / self._pi_n0
+        g = self.substrate.green(z, uniq, fft=self.substrate.fft_route(z, uniq)) / self._pi_n0
         return inv.ravel(), g
 
     def channel_matrix(self, z: np.ndarray) -> np.ndarray:

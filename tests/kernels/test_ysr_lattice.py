@@ -694,7 +694,8 @@ def test_fft_route_on_the_decay_torus_equals_the_criterion_mesh():
     """With nk=None, the FFT route takes per energy the smallest torus whose images are below e^{−23} of G₀
     (decay length v/|Im √(z² − Δ²)|): at in-gap energies 256²–384² instead of the criterion's 1280², equal to
     the FFT of the criterion's mesh to 1e-12 of max|G₀| for 41×41 displacements; above the gap at small Γ
-    the criterion's mesh itself.  A user's nk is never replaced."""
+    the criterion's mesh itself.  A user's nk is never replaced.  The FFT route is taken for a few
+    displacements too when those tori cost less than the binned k-sum (Substrate.fft_route)."""
     auto = lattice.Substrate("square", t=1.0, mu=-1.0, delta=0.2, gamma=0.01)
     full = _quiet(kind="square", t=1.0, mu=-1.0, delta=0.2, gamma=0.01, nk=auto.nk[0])
     xs = np.arange(-20, 21)
@@ -706,3 +707,13 @@ def test_fft_route_on_the_decay_torus_equals_the_criterion_mesh():
     for i in range(z.size):
         assert np.max(np.abs(got[i] - ref[i])) < 1e-12 * np.max(np.abs(ref[i]))
     assert set(auto._shared["decay_meshes"]) <= {(256, 256), (384, 384)} and "decay_meshes" not in full._shared
+    # the route: FFTs of those tori when they cost less than the binned k-sum (a few in-gap energies, a few sites)
+    few = np.array([[0, 0], [1, 0], [-1, 0], [2, 1]])
+    assert auto.fft_route(z[:1], few) and not full.fft_route(z[:1], few)
+    assert not auto.fft_route(np.linspace(-0.4, 0.4, 400) + 0.01j, few)       # above the gap: the criterion's mesh
+    assert not auto.fft_route(z[:1], few[:1]) and auto.fft_route(z, d) and full.fft_route(z, d)
+    imp = [lattice.Impurity(site=(0, 0), spin=(0, 0, 1), channels=[lattice.Channel(0, 1.5, 0.0)])]
+    e0 = float(lattice.energies(auto, imp)[0])
+    a = lattice.Engine(auto, imp).ldos(few, [e0])
+    b = lattice.Engine(full, imp).ldos(few, [e0])                              # binned k-sum of the 1280² mesh
+    assert np.max(np.abs(a - b)) < 1e-3 * np.max(np.abs(b))                  # (on-site: triangles vs that k-sum)

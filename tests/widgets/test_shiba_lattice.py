@@ -112,6 +112,7 @@ def test_plotted_spectrum_equals_engine_through_the_tunnelling_chain(panel, monk
     msg = panel.message.value
     assert f"k-mesh capped at {shiba_lattice.MESH_CAP}×{shiba_lattice.MESH_CAP}" in msg
     assert "spectrum at the impurity and the YSR energies are converged" in msg
+    assert "the map is converged too" in msg          # its energies (V − E through the tip's gap) are in the gap
     r = panel.result
     assert r["sub"].triangles and r["map_sub"].nk == (shiba_lattice.MESH_CAP,) * 2
     assert r["map_sub"].n0 == r["sub"].n0
@@ -317,3 +318,33 @@ def test_a_mu_change_draws_the_spectrum_before_the_ysr_energies_and_the_map(monk
     np.testing.assert_allclose(r["states"], lattice.energies(ref, imps), rtol=1e-4)
     np.testing.assert_allclose(np.asarray(p.line_didv.y), G_staged, rtol=0, atol=1e-12)
     assert 0 < p.last_partial_s < p.last_redraw_s
+
+
+def test_a_capped_mesh_map_at_a_ysr_state_is_the_infinite_lattices():
+    """Criterion mesh above the server's cap, normal tip at T = 0, map at the YSR state: its one energy lies in the
+    gap, where G₀ decays within a few coherence lengths, so its own torus (Substrate.decay_nk) fits within the cap
+    and the map is the infinite lattice's — equal to the same sites' LDOS on the criterion's full mesh (nk set,
+    an independent FFT) to 1e-3 of its maximum (the on-site G₀ there is the binned k-sum, here the triangles)."""
+    p = ready(ShibaPanel(tip="normal", temperature=0.0, vmod_rms=0.0))
+    kw = dict(t=3.0, mu=-3.0, delta=1.5, rashba=0.0, gamma=0.05)
+    p.set(substrate="square", nk=0, exchange=4.5, potential=0.0, v_max=2.5, map_sites=3.0, map_state=1,
+          view="electron (normal tip)", **kw)
+    p.move_tip(0.0, 0.0)
+    ready(p)
+    r = p.result
+    assert r["map_converged"] and max(r["map_mesh"]) <= shiba_lattice.MESH_CAP < r["sub"].nk[0]
+    assert "the map is converged too" in p.message.value and "gs-error" not in p.message.value
+    ref = lattice.Substrate("square", **kw, nk=r["sub"].nk[0])          # the criterion's mesh, as a set torus
+    imps = [lattice.Impurity(site=(0, 0), spin=(0, 0, 1), channels=[lattice.Channel(0, exchange=4.5)])]
+    L = r["L"]
+    x = np.linspace(-L, L, MAP_PIXELS)
+    X, Y = np.meshgrid(x, x[::-1])
+    pix = nearest_sites(ref.vectors, np.c_[X.ravel(), Y.ravel()])
+    sites, inverse = np.unique(pix, axis=0, return_inverse=True)
+    vals = lattice.Engine(ref, imps).ldos(sites, [r["bias"]], part="electron")[:, 0]
+    M = vals[inverse.ravel()].reshape(MAP_PIXELS, MAP_PIXELS)
+    assert np.max(np.abs(p.map_data - M)) < 1e-3 * np.max(np.abs(M))
+    p.set(map_state=0, bias=2.0)             # above the gap G₀ decays over v/Γ: the capped torus, and the note says so
+    ready(p)
+    assert not p.result["map_converged"] and p.result["map_mesh"] == (shiba_lattice.MESH_CAP,) * 2
+    assert f"the map is that of the {shiba_lattice.MESH_CAP}×{shiba_lattice.MESH_CAP} torus" in p.message.value
