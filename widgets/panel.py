@@ -16,7 +16,9 @@ Slow topics set ``BACKGROUND = True``: ``compute`` then runs on a worker thread 
 rest of the panel stays responsive, with a visible "computing…" state, a progress bar fed
 through ``task.progress``, a Cancel button, and an LRU cache of recent results, so that
 moving back to a previous state is instant.  A newer request supersedes a running one
-(its result is dropped; ``task.cancelled`` tells cooperative kernels to stop early).
+(its result is dropped; ``task.cancelled`` tells cooperative kernels to stop early).  A compute
+may hand over a first result with ``task.publish`` (a spectrum before its slow map): it is drawn
+at once, and the final result replaces it.
 
 Every panel saves and restores its whole state as one JSON session file (``panel.save(path)``,
 ``Panel.load(path)``, the "Save session"/"Load session" controls under the footer; see
