@@ -1,7 +1,7 @@
 # gapscope — two commands do all set-up on a fresh machine:
 #   make dashboards   # venv + install, then Voilà; the gallery is http://127.0.0.1:8866/voila/files/gallery.html
 #   make test         # venv + install (+ Debian's chromium), lint, then the whole test suite
-# Also: make test-fast (kernels + widgets without the slow tests), make lint, make bench.
+# Also: make test-fast (kernels + widgets without the slow tests), make lint, make bench (make kwant: its peer).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -11,7 +11,7 @@ CHROMIUM ?= /usr/bin/chromium
 PYTEST := $(BIN)/python -m pytest
 JOBS   ?= 2
 
-.PHONY: dashboards hub test test-fast lint install browser bench clean
+.PHONY: dashboards hub test test-fast lint install browser bench kwant clean
 
 # Reinstall when the metadata changes: pyproject.toml, or the version in src/gapscope/__init__.py.
 $(STAMP): pyproject.toml src/gapscope/__init__.py
@@ -65,5 +65,13 @@ test-fast: install
 bench: install
 	$(BIN)/python benchmarks/bench.py
 
+# kwant 1.5, the lattice benchmark's second peer, builds only against numpy < 2: its own venv, found by
+# benchmarks/bench_ysr_lattice.py (not needed by the dashboards or the tests).
+KWANT_VENV ?= .venv-kwant
+kwant:
+	$(PYTHON) -m venv $(KWANT_VENV)
+	$(KWANT_VENV)/bin/python -m pip install --quiet "numpy<2" "scipy<1.14" cython tinyarray packaging setuptools wheel
+	$(KWANT_VENV)/bin/python -m pip install --quiet --no-build-isolation kwant==1.5.0
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache build dist *.egg-info src/*.egg-info
+	rm -rf $(VENV) $(KWANT_VENV) .pytest_cache .ruff_cache .mypy_cache build dist *.egg-info src/*.egg-info
