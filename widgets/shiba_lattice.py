@@ -237,85 +237,98 @@ class LatticeView:
                 and self._map_memo is not None and self._map_memo[0][1:3] == mkey0[1:]
                 and self._map_memo[0][0] in (id(sub._shared), id(map_sub._shared))
                 and self._curve_memo is not None and self._curve_memo[0] == ckey)
-        if task is not None and not done:
+        published = task is not None and not done
+        if published:
+            assert task is not None
             task.publish(dict(out, pending=True, bias=None if v["map_state"] else float(v["bias"])))
             task.progress(0.35, "YSR energies …")
-        if self._states_memo is None or self._states_memo[0] != skey:
-            self._states_memo = (skey, lattice.energies(sub, imps))
-        states = self._states_memo[1]
-        bias = map_bias(v["map_state"], states, tip_delta) if v["map_state"] else float(v["bias"])
-        out.update(states=states, bias=bias)
 
-        # map on the sites nearest to each pixel of [−L, L]² (units of a)
-        x = np.linspace(-L, L, MAP_PIXELS)
-        X, Y = np.meshgrid(x, x[::-1])
-        pix = nearest_sites(sub.vectors, np.c_[X.ravel(), Y.ravel()])
-        sites, inverse = np.unique(pix, axis=0, return_inverse=True)
-        map_note = ""
-        if chain["temperature"] == 0.0 and chain["vmod_rms"] == 0.0 and tip_delta == 0.0:
-            E, Wt = np.array([bias]), np.ones(1)              # the chain is the identity: G(V) = ρ(V)
-        else:
-            E = tunneling.energy_grid(np.array([bias]), sample_gamma=map_sub.gamma, **chain)
-            work = tunneling.didv_weights_cost(np.array([bias]), E, tip_delta=tip_delta, vmod_rms=chain["vmod_rms"])
-            if work > weights_budget:
-                map_note = (f"The map is not drawn: its tunnelling weights would take {work:.2g} evaluations. "
-                            "Raise Γ, lower V_mod or |V_map|; the spectrum is exact.")
-                E, Wt = np.array([bias]), np.zeros(1)
-            else:
-                Wt = tunneling.didv_weights(np.array([bias]), E, **chain)[0]
-        # each lattice map energy costs FFTs of the k-mesh: a looser total (error ≤ 1e-6·Σ|w|·max ρ)
-        keep = tunneling.significant_weights(Wt, tolerance=1e-6)
-        # the map on the capped torus, unless every map energy's own torus (Substrate.decay_nk: in the gap G₀
-        # decays within a few coherence lengths) fits within the cap: then the infinite lattice's map
-        meng, map_mesh, map_converged = self.map_engine, map_sub.nk, map_sub is sub and sub.auto_mesh
-        if map_sub is not sub and sub.auto_mesh and np.any(keep):
-            zs, disp = E[keep] + 1j * sub.gamma, np.unique(np.concatenate([sites, -sites]), axis=0)  # (impurity at 0)
-            need = sub.decay_nk(zs, disp)
-            if int(need.max()) <= self.mesh_cap(v) and sub.fft_route(zs, disp):
-                meng, map_mesh, map_converged = self.engine, tuple(int(n) for n in need.max(axis=0)), True
-        if not map_note:                  # estimated before computing: never let one map take the machine
-            n_keep = int(keep.sum())
-            mem, ffts = meng.map_cost(sites.shape[0], n_keep, part=part)
-            work = ffts * float(np.prod(map_mesh))
-            if mem > map_budget or work > MAP_FFT_BUDGET:
-                map_note = (f"The map is not drawn: its {n_keep} energies (set by Γ, T and the tip) would need "
-                            f"{mem / 2 ** 30:.2g} GB and {ffts:.3g} FFTs of the {map_mesh[0]}×{map_mesh[1]} "
-                            f"k-mesh (≈ {work * 3.5e-8:.0f} s). Use a normal tip, raise Γ or T, or set a smaller "
-                            "k-mesh n_k; the spectrum is exact.")
-        mkey = (id(meng.substrate._shared),) + mkey0[1:] + (E.tobytes(), Wt.tobytes(), part, spin_axis, L)
-        out["map_mesh"], out["map_converged"] = map_mesh, map_converged
-        out["notes"] = notes + self.route_note(sub, map_sub, off_site=bool(np.any(tip_site)),
-                                               map_converged=None if map_note else map_converged)
-        if task is not None:
-            task.progress(0.5, "map …")
-        M: np.ndarray | None = None
-        if not map_note:
-            if self._map_memo is not None and self._map_memo[0] == mkey:
-                M = self._map_memo[1]
-            else:
-                vals = meng.weighted_map(sites, E[keep], Wt[keep], part=part, spin_axis=spin_axis, prune=0.0)
-                M = np.asarray(vals, dtype=float)[inverse.ravel()].reshape(MAP_PIXELS, MAP_PIXELS)
-                if not np.all(np.isfinite(M)):
-                    raise PanelInputError("the map is not finite for these parameters; the plots were not updated")
-                self._map_memo = (mkey, M)
-        if task is not None:
-            task.progress(0.7, "E(α) …")
+        def rest() -> dict[str, Any]:
+            if self._states_memo is None or self._states_memo[0] != skey:
+                self._states_memo = (skey, lattice.energies(sub, imps))
+            states = self._states_memo[1]
+            bias = map_bias(v["map_state"], states, tip_delta) if v["map_state"] else float(v["bias"])
+            out.update(states=states, bias=bias)
 
-        # |E| against α = πN₀J for this K (cached per substrate and K): the YSR energy as J moves
-        if self._curve_memo is None or self._curve_memo[0] != ckey:
-            js = np.linspace(0.0, max(2.0 / pi_n0, 1.5 * abs(v["exchange"])), CURVE_POINTS)
-            xs, es = [], []
-            for j in js:
-                if task is not None:
-                    task.check()
-                e = lattice.energies(sub, self.impurities(v, exchange=float(j)))
-                if e.size:
-                    xs.append(pi_n0 * j)
-                    es.append(float(e[0]))
-            self._curve_memo = (ckey, (np.array(xs), np.array(es)))
-        assert self._curve_memo is not None
-        ax, ae = self._curve_memo[1]
-        return dict(out, M=M, map_note=map_note, curve_alpha=ax, curve_e=ae)
+            # map on the sites nearest to each pixel of [−L, L]² (units of a)
+            x = np.linspace(-L, L, MAP_PIXELS)
+            X, Y = np.meshgrid(x, x[::-1])
+            pix = nearest_sites(sub.vectors, np.c_[X.ravel(), Y.ravel()])
+            sites, inverse = np.unique(pix, axis=0, return_inverse=True)
+            map_note = ""
+            if chain["temperature"] == 0.0 and chain["vmod_rms"] == 0.0 and tip_delta == 0.0:
+                E, Wt = np.array([bias]), np.ones(1)              # the chain is the identity: G(V) = ρ(V)
+            else:
+                E = tunneling.energy_grid(np.array([bias]), sample_gamma=map_sub.gamma, **chain)
+                work = tunneling.didv_weights_cost(np.array([bias]), E, tip_delta=tip_delta, vmod_rms=chain["vmod_rms"])
+                if work > weights_budget:
+                    map_note = (f"The map is not drawn: its tunnelling weights would take {work:.2g} evaluations. "
+                                "Raise Γ, lower V_mod or |V_map|; the spectrum is exact.")
+                    E, Wt = np.array([bias]), np.zeros(1)
+                else:
+                    Wt = tunneling.didv_weights(np.array([bias]), E, **chain)[0]
+            # each lattice map energy costs FFTs of the k-mesh: a looser total (error ≤ 1e-6·Σ|w|·max ρ)
+            keep = tunneling.significant_weights(Wt, tolerance=1e-6)
+            # the map on the capped torus, unless every map energy's own torus (Substrate.decay_nk: in the gap G₀
+            # decays within a few coherence lengths) fits within the cap: then the infinite lattice's map
+            meng, map_mesh, map_converged = self.map_engine, map_sub.nk, map_sub is sub and sub.auto_mesh
+            if map_sub is not sub and sub.auto_mesh and np.any(keep):
+                zs = E[keep] + 1j * sub.gamma
+                disp = np.unique(np.concatenate([sites, -sites]), axis=0)           # (the impurity at 0)
+                need = sub.decay_nk(zs, disp)
+                if int(need.max()) <= self.mesh_cap(v) and sub.fft_route(zs, disp):
+                    meng, map_mesh, map_converged = self.engine, tuple(int(n) for n in need.max(axis=0)), True
+            if not map_note:                  # estimated before computing: never let one map take the machine
+                n_keep = int(keep.sum())
+                mem, ffts = meng.map_cost(sites.shape[0], n_keep, part=part)
+                work = ffts * float(np.prod(map_mesh))
+                if mem > map_budget or work > MAP_FFT_BUDGET:
+                    map_note = (f"The map is not drawn: its {n_keep} energies (set by Γ, T and the tip) would need "
+                                f"{mem / 2 ** 30:.2g} GB and {ffts:.3g} FFTs of the {map_mesh[0]}×{map_mesh[1]} "
+                                f"k-mesh (≈ {work * 3.5e-8:.0f} s). Use a normal tip, raise Γ or T, or set a smaller "
+                                "k-mesh n_k; the spectrum is exact.")
+            mkey = (id(meng.substrate._shared),) + mkey0[1:] + (E.tobytes(), Wt.tobytes(), part, spin_axis, L)
+            out["map_mesh"], out["map_converged"] = map_mesh, map_converged
+            out["notes"] = notes + self.route_note(sub, map_sub, off_site=bool(np.any(tip_site)),
+                                                   map_converged=None if map_note else map_converged)
+            if task is not None:
+                task.progress(0.5, "map …")
+            M: np.ndarray | None = None
+            if not map_note:
+                if self._map_memo is not None and self._map_memo[0] == mkey:
+                    M = self._map_memo[1]
+                else:
+                    vals = meng.weighted_map(sites, E[keep], Wt[keep], part=part, spin_axis=spin_axis, prune=0.0)
+                    M = np.asarray(vals, dtype=float)[inverse.ravel()].reshape(MAP_PIXELS, MAP_PIXELS)
+                    if not np.all(np.isfinite(M)):
+                        raise PanelInputError("the map is not finite for these parameters")
+                    self._map_memo = (mkey, M)
+            if task is not None:
+                task.progress(0.7, "E(α) …")
+
+            # |E| against α = πN₀J for this K (cached per substrate and K): the YSR energy as J moves
+            if self._curve_memo is None or self._curve_memo[0] != ckey:
+                js = np.linspace(0.0, max(2.0 / pi_n0, 1.5 * abs(v["exchange"])), CURVE_POINTS)
+                xs, es = [], []
+                for j in js:
+                    if task is not None:
+                        task.check()
+                    e = lattice.energies(sub, self.impurities(v, exchange=float(j)))
+                    if e.size:
+                        xs.append(pi_n0 * j)
+                        es.append(float(e[0]))
+                self._curve_memo = (ckey, (np.array(xs), np.array(es)))
+            assert self._curve_memo is not None
+            ax, ae = self._curve_memo[1]
+            return dict(out, M=M, map_note=map_note, curve_alpha=ax, curve_e=ae)
+
+        if not published:
+            return rest()
+        try:
+            return rest()
+        except ValueError as exc:         # (PanelInputError too) the drawn spectrum stays, with what went wrong
+            return dict(out, pending=False, M=None, bias=float(v["bias"]) if out["bias"] is None else out["bias"],
+                        map_note=f"Only the spectrum was computed: {exc}")
 
     # ------------------------------------------------------------------ draw (onto the panel's marks)
     @staticmethod
@@ -374,7 +387,7 @@ class LatticeView:
     @staticmethod
     def readout(panel: Any, r: dict[str, Any]) -> None:
         v, sub = r["values"], r["sub"]
-        states = ("computing …" if r["states"] is None
+        states = (("computing …" if r["pending"] else "not computed") if r["states"] is None
                   else ", ".join(f"{n}: {e:.4f}" for n, e in enumerate(r["states"], start=1)) or "none")
         n1, n2 = (int(c) for c in r["tip_site"])
         tx, ty = (float(c) for c in r["tip_xy"])

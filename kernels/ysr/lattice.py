@@ -50,7 +50,8 @@ On-site route (linear triangles)
     with the same N₀.  Measured against the elliptic-integral closed
     form of the square lattice: 5·10⁻⁵ of max|G₀| at Γ = 0.01t inside the band (10⁻³ near the
     band bottom, μ = −3t), 10⁻⁵ on the real axis in the gap (the pole bins' floor); YSR
-    energies to 10⁻⁵.  Displacements d ≠ 0 (dimers, chains, maps) use the criterion's mesh.
+    energies to 10⁻⁵.  Displacements d ≠ 0 (dimers, chains, maps) use the criterion's mesh
+    (or, through FFTs, each energy's own smaller torus: below).
 k-mesh criterion
     The k-sum converges to the infinite lattice when the k-spacing times the band velocity is
     below the broadening, (2π/n_i)·max|∂ε/∂k_i| < Γ (the torus then exceeds 2π times the
@@ -466,7 +467,7 @@ def _fermi_line_n0(eps: np.ndarray, bands: Callable[[np.ndarray, np.ndarray], np
 
     ``eps`` (n, n, M) are the bands on the periodic n × n mesh, ``bands(k1, k2) -> (..., M)`` evaluates
     them anywhere.  A point value of the triangle DOS errs by O(dk²) erratically (measured ≈ 10⁻³
-    on a 200² mesh); the cells whose corners, or a neighbour's, straddle ε = 0 are cut into
+    on a 200² mesh); the cells whose corners straddle ε = 0 are cut into
     refine² sub-cells (the bands evaluated there) and only their triangles summed: the N₀ of an
     (n·refine)² mesh (2048² for n = 256) for O(n) cells; measured ≤ 10⁻⁴ of the closed form on the
     square lattice for −3.9t ≤ μ ≤ −0.1t.  A cell counts as straddling when its corners come within
@@ -1336,11 +1337,13 @@ class Substrate:
         """G₀(d, z) of the clean lattice, (len(z), nd, 4norb, 4norb), 1/meV (orbital-major, 4×4 Nambu blocks).
 
         ``z`` complex energies (meV), ``displacements`` (nd, dim) integer d = R_row − R_col.
-        ``fft``: through the full-mesh FFT instead of the direct k-sum.
+        ``fft``: through FFTs (all displacements at once per energy: of each energy's own torus,
+        :meth:`decay_nk`, when ``nk=None``, else of the mesh) instead of the direct k-sum.  The last
+        result is kept and returned again (read-only) for the same energies and displacements.
         """
         d = np.asarray(displacements, dtype=np.int64).reshape(-1, self.dim)
         z = np.atleast_1d(np.asarray(z, dtype=complex))
-        key = (z.tobytes(), d.tobytes(), bool(fft), self.bin_width)
+        key = (z.tobytes(), d.tobytes(), bool(fft), self.bin_width, self.gamma == 0)   # (with_gamma shares the memo)
         last = self._shared.get("last_green")
         if last is not None and last[0] == key:          # one LDOS asks for the same G₀ three times
             return last[1]

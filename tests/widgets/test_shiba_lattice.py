@@ -348,3 +348,22 @@ def test_a_capped_mesh_map_at_a_ysr_state_is_the_infinite_lattices():
     ready(p)
     assert not p.result["map_converged"] and p.result["map_mesh"] == (shiba_lattice.MESH_CAP,) * 2
     assert f"the map is that of the {shiba_lattice.MESH_CAP}×{shiba_lattice.MESH_CAP} torus" in p.message.value
+
+
+def test_a_failure_after_the_staged_spectrum_keeps_it_and_says_what_failed(monkeypatch):
+    """The map fails (non-finite) after the spectrum was drawn: the spectrum stays on screen, the message says
+    only the spectrum was computed and why, the map is blank, nothing is an internal error."""
+    p = ready(ShibaPanel(tip="normal", temperature=0.0, vmod_rms=0.0, gamma=0.15))
+    p.set(substrate="square", nk=0, t=3.0, mu=-3.0, delta=1.5, rashba=0.0, exchange=4.5, potential=0.0,
+          v_max=2.5, map_sites=3.0, map_state=0, view="electron (normal tip)")
+    p.move_tip(0.0, 0.0)
+    ready(p)
+    monkeypatch.setattr(lattice.Engine, "weighted_map", lambda self, pts, *a, **k: np.full(len(pts), np.nan))
+    p.set(mu=-2.9)
+    ready(p)
+    r = p.result
+    assert not r["pending"] and r["M"] is None and p.map_data is None
+    msg = p.message.value
+    assert "Only the spectrum was computed: the map is not finite" in msg and "Internal error" not in msg
+    G = np.asarray(p.line_didv.y)
+    assert G.size == 600 and np.all(np.isfinite(G)) and r["values"]["mu"] == -2.9
