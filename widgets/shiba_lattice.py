@@ -30,7 +30,7 @@ from .colormap import colorbar_html, ticks, to_png
 from .panel import PanelInputError, Task
 from .params import param
 
-__all__ = ["LatticeView", "LATTICE_PARAMS", "SUBSTRATES", "NK", "MAP_SITES", "nearest_sites"]
+__all__ = ["LatticeView", "LATTICE_PARAMS", "SUBSTRATES", "NK", "MAP_SITES", "nearest_sites", "map_weights"]
 
 #: largest k-mesh per direction built for a browser user (without / with Rashba): a 1458² mesh with t_R took
 #: 33 s of processor time per change, past what one page may take of a shared server
@@ -73,6 +73,23 @@ SPIN = (0.0, 0.0, 1.0)
 CURVE_POINTS = 9
 #: largest map work in k-points × FFTs of the k-mesh (lattice.Engine.map_cost; ~35 ns each on one core: ≈ 5 s)
 MAP_FFT_BUDGET = 1.5e8
+
+
+def map_weights(bias: float, chain: dict[str, float], sample_gamma: float, budget: float
+                ) -> tuple[np.ndarray, np.ndarray, str]:
+    """A map's energies and tunnelling weights at ``bias`` (the measurement chain's, or the identity when the
+    chain is: T = 0, no lock-in, a normal tip), or no weight and a note when they alone would cost more than
+    ``budget`` evaluations (estimated before computing: a fine energy step over a wide range)."""
+    if chain["temperature"] == 0.0 and chain["vmod_rms"] == 0.0 and chain["tip_delta"] == 0.0:
+        return np.array([bias]), np.ones(1), ""                  # G(V) = ρ(V)
+    E = tunneling.energy_grid(np.array([bias]), sample_gamma=sample_gamma, **chain)
+    work = tunneling.didv_weights_cost(np.array([bias]), E, tip_delta=chain["tip_delta"], vmod_rms=chain["vmod_rms"])
+    if work > budget:
+        return np.array([bias]), np.zeros(1), (
+            f"The map is not drawn: its tunnelling weights alone would take {work:.2g} evaluations ({E.size} energies "
+            f"of step {E[1] - E[0]:.2g} meV, set by Γ = {sample_gamma:.2g} meV and the tip, over V_map = {bias:+g} mV "
+            f"± V_mod = {chain['vmod_rms']:g} mV and T). Raise Γ, lower V_mod or |V_map|; the spectrum is exact.")
+    return E, tunneling.didv_weights(np.array([bias]), E, **chain)[0], ""
 
 
 def nearest_sites(vectors: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -246,27 +263,15 @@ class LatticeView:
         def rest() -> dict[str, Any]:
             if self._states_memo is None or self._states_memo[0] != skey:
                 self._states_memo = (skey, lattice.energies(sub, imps))
-            states = self._states_memo[1]
-            bias = map_bias(v["map_state"], states, tip_delta) if v["map_state"] else float(v["bias"])
-            out.update(states=states, bias=bias)
+            states = out["states"] = self._states_memo[1]
+            bias = out["bias"] = map_bias(v["map_state"], states, tip_delta) if v["map_state"] else float(v["bias"])
 
             # map on the sites nearest to each pixel of [−L, L]² (units of a)
             x = np.linspace(-L, L, MAP_PIXELS)
             X, Y = np.meshgrid(x, x[::-1])
             pix = nearest_sites(sub.vectors, np.c_[X.ravel(), Y.ravel()])
             sites, inverse = np.unique(pix, axis=0, return_inverse=True)
-            map_note = ""
-            if chain["temperature"] == 0.0 and chain["vmod_rms"] == 0.0 and tip_delta == 0.0:
-                E, Wt = np.array([bias]), np.ones(1)              # the chain is the identity: G(V) = ρ(V)
-            else:
-                E = tunneling.energy_grid(np.array([bias]), sample_gamma=map_sub.gamma, **chain)
-                work = tunneling.didv_weights_cost(np.array([bias]), E, tip_delta=tip_delta, vmod_rms=chain["vmod_rms"])
-                if work > weights_budget:
-                    map_note = (f"The map is not drawn: its tunnelling weights would take {work:.2g} evaluations. "
-                                "Raise Γ, lower V_mod or |V_map|; the spectrum is exact.")
-                    E, Wt = np.array([bias]), np.zeros(1)
-                else:
-                    Wt = tunneling.didv_weights(np.array([bias]), E, **chain)[0]
+            E, Wt, map_note = map_weights(bias, chain, map_sub.gamma, weights_budget)
             # each lattice map energy costs FFTs of the k-mesh: a looser total (error ≤ 1e-6·Σ|w|·max ρ)
             keep = tunneling.significant_weights(Wt, tolerance=1e-6)
             # the map on the capped torus, unless every map energy's own torus (Substrate.decay_nk: in the gap G₀
@@ -328,7 +333,7 @@ class LatticeView:
             return rest()
         except ValueError as exc:         # (PanelInputError too) the drawn spectrum stays, with what went wrong
             return dict(out, pending=False, M=None, bias=float(v["bias"]) if out["bias"] is None else out["bias"],
-                        map_note=f"Only the spectrum was computed: {exc}")
+                        error=f"Only the spectrum was computed: {exc}")
 
     # ------------------------------------------------------------------ draw (onto the panel's marks)
     @staticmethod
@@ -405,11 +410,11 @@ class LatticeView:
         panel.readout.value = ("<table style='font-size:0.9em'>" + "".join(
             f"<tr><td>{a}</td><td class='gs-ro-{i}'>{html.escape(b)}</td></tr>" for i, (a, b) in enumerate(rows))
             + "</table>")
-        notes = [n for n in [r["map_note"], *r["notes"]] if n]
+        notes = [n for n in [r.get("error", ""), r["map_note"], *r["notes"]] if n]
         if v["gamma"] == 0.0:
             notes.append(f"Γ = 0: drawn with Γ = {sub.gamma:.2g} meV.")
-        if notes:
-            panel.show_message(" ".join(notes), level="warning")
+        if notes:                         # (an error: bad input for the map or the states, the spectrum is drawn)
+            panel.show_message(" ".join(notes), level="error" if r.get("error") else "warning")
 
     @staticmethod
     def route(r: dict[str, Any]) -> str:

@@ -19,7 +19,7 @@ from gapscope.kernels.specs import Spec
 from .colormap import clicked_at, colorbar_html, ticks, to_png
 from .panel import Panel, PanelInputError, Task
 from .params import format_value, param, parse_value
-from .shiba_lattice import LATTICE_PARAMS, MAP_SITES, NK, SUBSTRATES, LatticeView  # noqa: F401 (panel-only specs)
+from .shiba_lattice import LATTICE_PARAMS, MAP_SITES, NK, SUBSTRATES, LatticeView, map_weights  # noqa: F401
 
 __all__ = ["ShibaPanel", "SHIBA_PARAMS", "SHIBA_PRESETS", "VIEWS", "MAP_STATES", "map_bias", "ShibaPreset"]
 
@@ -536,20 +536,7 @@ class ShibaPanel(Panel):
         # map at the bias (memo: a tip move changes only the spectrum)
         L = v["map_size"]
         npx = map_pixels(len(imps[0].channels))
-        weights_note = ""
-        if chain["temperature"] == 0.0 and chain["vmod_rms"] == 0.0 and tip_delta == 0.0:
-            E, Wt = np.array([bias]), np.ones(1)          # the chain is the identity: G(V) = ρ(V)
-        else:
-            E = tunneling.energy_grid(np.array([bias]), sample_gamma=sub.gamma, **chain)
-            work = tunneling.didv_weights_cost(np.array([bias]), E, tip_delta=tip_delta, vmod_rms=chain["vmod_rms"])
-            if work > WEIGHTS_BUDGET:  # estimated before computing: a fine energy step over a wide range
-                weights_note = (f"The map is not drawn: its tunnelling weights alone would take {work:.2g} evaluations "
-                                f"({E.size} energies of step {E[1] - E[0]:.2g} meV, set by Γ = {sub.gamma:.2g} meV and "
-                                f"the tip, over V_map = {bias:+g} mV ± V_mod = {chain['vmod_rms']:g} mV and T). "
-                                "Raise Γ, lower V_mod or |V_map|; the spectrum is exact.")
-                E, Wt = np.array([bias]), np.zeros(1)
-            else:
-                Wt = tunneling.didv_weights(np.array([bias]), E, **chain)[0]
+        E, Wt, weights_note = map_weights(bias, chain, sub.gamma, WEIGHTS_BUDGET)
         significant = tunneling.significant_weights(Wt)                         # as weighted_map prunes
         n_keep = int(significant.sum())
         wanted = npx

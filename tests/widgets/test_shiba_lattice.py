@@ -365,5 +365,6 @@ def test_a_failure_after_the_staged_spectrum_keeps_it_and_says_what_failed(monke
     assert not r["pending"] and r["M"] is None and p.map_data is None
     msg = p.message.value
     assert "Only the spectrum was computed: the map is not finite" in msg and "Internal error" not in msg
+    assert "gs-error" in msg and r["states"] is not None and len(r["states"]) == 1    # the states were computed
     G = np.asarray(p.line_didv.y)
     assert G.size == 600 and np.all(np.isfinite(G)) and r["values"]["mu"] == -2.9
