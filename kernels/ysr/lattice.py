@@ -805,6 +805,8 @@ class _Mesh:
 # ----------------------------------------------------------------------------- on-site: the linear triangle method
 #: the FFT route's per-energy torus leaves image terms below e^{−DECAY_LOGS} (see Substrate.decay_nk)
 DECAY_LOGS = 23.0
+#: the sizes a decay torus is rounded up to: 2^m and 1.5·2^m from 32 to 6144
+_DECAY_LADDER = np.array(sorted({int(b * 2 ** m) for m in range(5, 13) for b in (1.0, 1.5)}))
 #: mesh per direction on which a 2D substrate's N₀ is found (its Fermi-line cells then refined 8×)
 N0_MESH = 256
 #: most density points (bandwidth / h) the triangle route builds (8 bytes each, a few arrays of them)
@@ -1225,17 +1227,17 @@ class Substrate:
             need = np.maximum(far[None, :] + DECAY_LOGS * self.velocity[None, :] / im[:, None] + 4.0,
                               2.0 * far[None, :] + 2.0)
         ok = (im > 0) & (np.abs(om.real) <= self._window) & np.all(np.isfinite(need), axis=1)
-        ladder = np.array(sorted({int(b * 2 ** m) for m in range(5, 13) for b in (1.0, 1.5)}))
-        idx = np.searchsorted(ladder, np.where(np.isfinite(need), need, np.inf))
-        rounded = np.where(idx < ladder.size, ladder[np.minimum(idx, ladder.size - 1)], np.iinfo(np.int64).max)
+        idx = np.searchsorted(_DECAY_LADDER, np.where(np.isfinite(need), need, np.inf))
+        rounded = np.where(idx < _DECAY_LADDER.size, _DECAY_LADDER[np.minimum(idx, _DECAY_LADDER.size - 1)],
+                           np.iinfo(np.int64).max)
         return np.where(ok[:, None], np.minimum(rounded, full), full).astype(np.int64)
 
     def _band_mesh(self, n: int) -> tuple[np.ndarray, tuple[bool, bool]]:
         """A 2D substrate's bands on the n × n mesh and their symmetries (N₀ and the triangle route share it)."""
         key = ("band_mesh", n)
         if key not in self._shared:
-            self._shared[key] = _band_mesh_symmetry(_band_function(self.hk, self.norb * (2 if self.spinful else 1)),
-                                                    n, self.norb * (2 if self.spinful else 1))
+            M = self.norb * (2 if self.spinful else 1)
+            self._shared[key] = _band_mesh_symmetry(_band_function(self.hk, M), n, M)
         return self._shared[key]
 
     def _triangles(self) -> _TriangleDOS:
